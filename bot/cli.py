@@ -1,0 +1,212 @@
+"""The ``sleuth`` command line.
+
+Heavy libraries (numpy, matplotlib, httpx, drain3) are imported inside the commands, so that
+``sleuth --help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import typer
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Sleuth: diagnose incidents from metrics, logs, changes and past incidents.",
+    pretty_exceptions_enable=False,
+)
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def _guard(work: Callable[[], Any]) -> Any:
+    """Run a command body; user-caused errors end in one sentence and exit code 2."""
+    from bot.config import ConfigError
+    from bot.investigate import RequestError
+
+    try:
+        return work()
+    except (ConfigError, RequestError) as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        _fail("interrupted")
+
+
+def _console(err: bool = False):
+    from rich.console import Console
+
+    return Console(stderr=err)
+
+
+def _run(request, config, *, as_json: bool, charts: Optional[Path]) -> None:
+    from bot.investigate import run_investigation
+    from bot.report import SourceProgress, render
+
+    progress_console = _console(err=True)
+    if progress_console.is_terminal:
+        with SourceProgress(progress_console) as progress:
+            result = asyncio.run(run_investigation(request, config, on_progress=progress))
+    else:
+        result = asyncio.run(run_investigation(request, config))
+    chart_paths: list[Path] = []
+    if charts is not None:
+        from tools.charts import write_charts
+
+        try:
+            chart_paths = write_charts(result.diagnosis, result.observations, charts)
+        except OSError as exc:
+            _fail(f"cannot write charts to {charts}: {exc.strerror or exc}")
+    if as_json:
+        payload = result.diagnosis.to_dict()
+        if charts is not None:
+            payload["charts"] = [str(p) for p in chart_paths]
+        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+        return
+    console = _console()
+    render(result.diagnosis, console)
+    if charts is not None:
+        console.print(f"charts: {', '.join(map(str, chart_paths)) or 'none (no anomalous signal to draw)'}")
+
+
+@app.command()
+def diagnose(
+    symptom: str = typer.Argument(..., help="the symptom or alert text, e.g. \"checkout returns 500s\""),
+    service: Optional[str] = typer.Option(None, "--service", "-s", help="the service users see failing"),
+    at: Optional[str] = typer.Option(None, "--at", help="ISO-8601 time of the question (default: now)"),
+    window: Optional[str] = typer.Option(None, "--window", "-w", help="how far back to look for the onset, e.g. 1h"),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="sleuth.yml"),
+    scenario: Optional[Path] = typer.Option(None, "--scenario", help="point every source at a scenario folder"),
+    as_json: bool = typer.Option(False, "--json", help="print the diagnosis as JSON"),
+    charts: Optional[Path] = typer.Option(None, "--charts", help="write PNG charts of the top signals here"),
+) -> None:
+    """Investigate a symptom: find the onset, rank hypotheses with evidence, propose mitigations."""
+
+    def work() -> None:
+        from bot.config import load_config
+        from bot.investigate import InvestigationRequest, parse_at
+        from bot.scenario import load_scenario
+
+        base = load_config(config)
+        if scenario is not None:
+            loaded = load_scenario(scenario, base)
+            cfg = loaded.config
+            default_at = loaded.request.at
+        else:
+            cfg, default_at = base, None
+        request = InvestigationRequest(
+            symptom=symptom,
+            service=service,
+            at=parse_at(at) if at else default_at,
+            window=window,
+        )
+        _run(request, cfg, as_json=as_json, charts=charts)
+
+    _guard(work)
+
+
+@app.command()
+def demo(
+    as_json: bool = typer.Option(False, "--json", help="print the diagnosis as JSON"),
+    charts: Optional[Path] = typer.Option(None, "--charts", help="write PNG charts of the top signals here"),
+) -> None:
+    """Run the bundled demo scenario end to end: no server, no key."""
+
+    def work() -> None:
+        from bot.scenario import DEMO_SCENARIO, SCENARIOS_DIR, load_scenario
+
+        loaded = load_scenario(SCENARIOS_DIR / DEMO_SCENARIO)
+        if not as_json:
+            _console().print(f"[bold]Demo:[/bold] {loaded.description.title}\n"
+                             f"[dim]\"{loaded.request.symptom}\" at {loaded.description.at}, "
+                             f"from {loaded.folder}[/dim]")
+        _run(loaded.request, loaded.config, as_json=as_json, charts=charts)
+
+    _guard(work)
+
+
+@app.command("eval")
+def eval_(
+    folders: Optional[list[Path]] = typer.Argument(None, help="scenario folders, or folders of them (default: scenarios/)"),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="sleuth.yml for settings other than sources"),
+    as_json: bool = typer.Option(False, "--json", help="print the scores as JSON"),
+) -> None:
+    """Run scenarios through the investigation and print a score table."""
+
+    def work() -> None:
+        from bot.config import load_config
+        from bot.evaluation import RATES, as_json as scores_json, evaluate, summarise
+        from bot.scenario import SCENARIOS_DIR, find_scenarios
+
+        base = load_config(config)
+        found = find_scenarios(list(folders) if folders else [SCENARIOS_DIR])
+        scores = asyncio.run(evaluate(found, base))
+        if as_json:
+            sys.stdout.write(json.dumps(scores_json(scores), indent=2) + "\n")
+            return
+        from rich.table import Table
+
+        table = Table(title=f"sleuth eval: {len(scores)} scenarios")
+        for column in ("scenario", "expected", "top-1", "cat@1", "comp@1", "cat@3", "comp@3", "mitig", "decoy", "failed", "ms"):
+            table.add_column(column)
+        mark = {True: "[green]yes[/green]", False: "[red]no[/red]"}
+        for s in scores:
+            if s.error:
+                table.add_row(s.scenario, s.expected, f"[red]{s.error}[/red]", *[""] * 8)
+                continue
+            table.add_row(s.scenario, s.expected, s.predicted, mark[s.category_top1], mark[s.component_top1],
+                          mark[s.category_top3], mark[s.component_top3], mark[s.mitigation_top1],
+                          "[red]chosen[/red]" if s.decoy_chosen else "-", ",".join(s.failed_sources) or "-",
+                          f"{s.time_ms:.0f}")
+        console = _console()
+        console.print(table)
+        summary = summarise(scores)
+        console.print("  ".join(f"{k}={summary[k]:.2f}" for k in RATES)
+                      + f"  time_ms_median={summary['time_ms_median']}")
+
+    _guard(work)
+
+
+@app.command()
+def webhook(
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="sleuth.yml with changes.webhook"),
+    host: Optional[str] = typer.Option(None, help="address to listen on (default from config: 127.0.0.1)"),
+    port: Optional[int] = typer.Option(None, help="port (default from config: 8787)"),
+) -> None:
+    """Receive changes from CI/CD: POST JSON to /changes; they are kept in the webhook store."""
+
+    def work() -> None:
+        from bot.config import load_config
+        from tools.changes import ChangeStore, WebhookConfig, make_webhook_server
+
+        cfg = load_config(config)
+        hook = cfg.changes.webhook or WebhookConfig()
+        hook = hook.model_copy(update={k: v for k, v in {"host": host, "port": port}.items() if v is not None})
+        store = ChangeStore(hook.store)
+        try:
+            server = make_webhook_server(hook, store)
+        except OSError as exc:
+            _fail(f"cannot listen on {hook.host}:{hook.port}: {exc.strerror or exc}; choose another --port")
+        typer.echo(f"listening on http://{hook.host}:{server.server_address[1]}/changes, storing in {hook.store}", err=True)
+        try:
+            server.serve_forever()
+        finally:
+            server.server_close()
+            store.close()
+
+    _guard(work)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

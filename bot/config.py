@@ -1,0 +1,179 @@
+"""sleuth.yml: one typed configuration, environment-variable interpolation, one-sentence errors.
+
+``${NAME}`` is replaced by the environment variable NAME (an error if unset), ``${NAME:-default}``
+falls back to the default. Unknown keys are errors that suggest the nearest known key, so a typo
+never silently disables a source.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, Field, ValidationError, field_validator
+
+from tools.changes import ChangesConfig
+from tools.logs import LogsConfig
+from tools.metrics import MetricsConfig
+
+
+class ConfigError(Exception):
+    """A configuration problem, as one sentence naming the field and the fix."""
+
+
+class ServiceConfig(BaseModel):
+    """What Sleuth knows about one service: its dependencies and custom signal queries."""
+
+    model_config = {"extra": "forbid"}
+
+    depends_on: list[str] = Field(default_factory=list)
+    signals: dict[str, str] = Field(default_factory=dict, description="signal name -> PromQL")
+    owner: str | None = None
+
+
+def parse_duration(text: str | int | float) -> float:
+    """'90s', '15m', '1h', '2d', '1h30m' or a number of seconds -> seconds."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        if text <= 0:
+            raise ValueError("a duration must be positive")
+        return float(text)
+    cleaned = str(text).strip().lower()
+    parts = re.findall(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)", cleaned)
+    if not parts or "".join(n + u for n, u in parts) != cleaned.replace(" ", ""):
+        raise ValueError(f"{text!r} is not a duration; write it like 30m, 1h or 2h30m")
+    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    seconds = sum(float(n) * units[u] for n, u in parts)
+    if seconds <= 0:
+        raise ValueError("a duration must be positive")
+    return seconds
+
+
+class InvestigationConfig(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    window: str = Field("1h", description="how far back from --at the onset is searched")
+    baseline: str = Field("3h", description="the normal period before the window")
+    change_lookback: str = Field("2h", description="how long before the onset a change may be the cause")
+    source_timeout: str = Field("20s", description="longest a source may take before it is reported as failed")
+    max_components: int = Field(40, ge=1, le=500, description="components scanned per investigation")
+
+    @field_validator("window", "baseline", "change_lookback", "source_timeout")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+
+class SleuthConfig(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    logs: LogsConfig = Field(default_factory=LogsConfig)
+    changes: ChangesConfig = Field(default_factory=ChangesConfig)
+    services: dict[str, ServiceConfig] = Field(default_factory=dict)
+    investigation: InvestigationConfig = Field(default_factory=InvestigationConfig)
+
+
+_VAR = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
+
+
+def interpolate(value: Any, env: dict[str, str], where: str = "") -> Any:
+    """Replace ${VAR} and ${VAR:-default} in every string of a parsed YAML document."""
+    if isinstance(value, dict):
+        return {k: interpolate(v, env, f"{where}.{k}" if where else str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [interpolate(v, env, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, str):
+        def replace(match: re.Match[str]) -> str:
+            name, default = match.group("name"), match.group("default")
+            if name in env:
+                return env[name]
+            if default is not None:
+                return default
+            raise ConfigError(
+                f"{where}: environment variable {name} is not set; export it or write ${{{name}:-default}}"
+            )
+
+        return _VAR.sub(replace, value)
+    return value
+
+
+def _known_fields(model: type[BaseModel], path: tuple[Any, ...]) -> list[str]:
+    current: Any = model
+    for part in path:
+        field = getattr(current, "model_fields", {}).get(part) if isinstance(part, str) else None
+        if field is None:
+            return list(getattr(current, "model_fields", {}))
+        annotation = field.annotation
+        for candidate in getattr(annotation, "__args__", ()) or (annotation,):
+            if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+                current = candidate
+                break
+            args = getattr(candidate, "__args__", ())
+            nested = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
+            if nested:
+                current = nested[0]
+                break
+        else:
+            return []
+    return list(getattr(current, "model_fields", {}))
+
+
+def explain(error: ValidationError, source: str) -> ConfigError:
+    """The first validation problem as one sentence: where, what, and how to fix it."""
+    first = error.errors()[0]
+    loc = tuple(first["loc"])
+    where = ".".join(str(p) for p in loc) or "(top level)"
+    if first["type"] == "extra_forbidden":
+        known = _known_fields(SleuthConfig, loc[:-1])
+        guess = difflib.get_close_matches(str(loc[-1]), known, n=1)
+        hint = f"did you mean '{guess[0]}'?" if guess else f"known keys here: {', '.join(known) or 'none'}"
+        return ConfigError(f"{source}: unknown key '{where}'; {hint}")
+    if first["type"] == "missing":
+        return ConfigError(f"{source}: '{where}' is required; add it")
+    message = str(first["msg"]).removeprefix("Value error, ")
+    return ConfigError(f"{source}: '{where}' is invalid: {message}")
+
+
+def load_config(path: Path | None, env: dict[str, str] | None = None) -> SleuthConfig:
+    """Read sleuth.yml (or nothing: the defaults) and validate it.
+
+    Relative file paths inside the file are resolved against the file's folder.
+    """
+    env = dict(os.environ) if env is None else env
+    if path is None:
+        return SleuthConfig()
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}; pass an existing file to --config") from exc
+    try:
+        raw = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path} is not valid YAML{at}: {getattr(exc, 'problem', exc)}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path} must be a mapping of sections (metrics:, logs:, changes:, services:)")
+    raw = interpolate(raw, env)
+    try:
+        config = SleuthConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise explain(exc, str(path)) from exc
+    return resolve_paths(config, Path(path).parent)
+
+
+def resolve_paths(config: SleuthConfig, base: Path) -> SleuthConfig:
+    def fix(p: Path) -> Path:
+        return p if p.is_absolute() else (base / p)
+
+    config.metrics.openmetrics = [fix(p) for p in config.metrics.openmetrics]
+    config.logs.files = [fix(p) for p in config.logs.files]
+    config.changes.files = [fix(p) for p in config.changes.files]
+    if config.changes.webhook:
+        config.changes.webhook.store = fix(config.changes.webhook.store)
+    return config

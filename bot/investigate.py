@@ -1,0 +1,305 @@
+"""The deterministic investigation: gather every source concurrently, then analyse.
+
+``investigate(request, config)`` returns a Diagnosis. Each source runs under its own deadline; a
+source that fails or times out is reported in ``sources`` with its reason and the investigation
+goes on with the others. ``on_progress`` hears about each source as it finishes, which the CLI's
+live display and the Slack thread use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Awaitable, Callable
+
+from bot.config import SleuthConfig, parse_duration
+from tools.analysis import Observations, analyse
+from tools.catalog import DEFAULT_SIGNALS
+from tools.changes import gather_changes
+from tools.diagnosis import Diagnosis, SourceReport, iso
+from tools.http import SourceError
+from tools.logs import LokiClient, TemplateMiner, build_logql, read_files
+from tools.metrics import DISCOVERY_LABELS, Series, discovery_matchers, open_backend, parse_selector
+from tools.anomaly import DAY_S
+
+ProgressFn = Callable[[str, SourceReport], None]
+
+
+class RequestError(ValueError):
+    """A request that cannot be investigated, as one sentence naming the fix."""
+
+
+@dataclass
+class InvestigationRequest:
+    symptom: str
+    service: str | None = None
+    at: float | None = None  # unix seconds; None = now
+    window: str | None = None  # overrides the config's window
+
+
+def parse_at(text: str | None, now: float | None = None) -> float:
+    """ISO-8601 (or 'now') -> unix seconds; a time in the future is an error."""
+    now = time.time() if now is None else now
+    if text is None or text.strip().lower() in ("", "now"):
+        return now
+    try:
+        parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise RequestError(f"--at {text!r} is not an ISO-8601 time; write it like 2026-03-10T14:30:00Z") from exc
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    at = parsed.timestamp()
+    if at > now + 60:
+        raise RequestError(f"--at {text} is in the future; investigate a time that has passed (or omit --at for now)")
+    return at
+
+
+@dataclass
+class _Gathered:
+    series: dict[str, list[Series]] = field(default_factory=dict)
+    signal_names: dict[str, str] = field(default_factory=dict)
+    links: dict[str, str] = field(default_factory=dict)
+    miner: TemplateMiner = field(default_factory=TemplateMiner)
+    log_queries: dict[str, str] = field(default_factory=dict)
+    changes: list = field(default_factory=list)
+    change_queries: list[str] = field(default_factory=list)
+
+
+async def _timed(name: str, work: Awaitable[SourceReport], timeout_s: float,
+                 reports: dict[str, SourceReport], on_progress: ProgressFn | None) -> None:
+    started = time.perf_counter()
+    try:
+        report = await asyncio.wait_for(work, timeout_s)
+    except asyncio.TimeoutError:
+        report = SourceReport("error", f"{name} took longer than {timeout_s:.0f} s and was abandoned")
+    except SourceError as exc:
+        report = SourceReport("error", str(exc))
+    except Exception as exc:  # a source must never abort the investigation
+        report = SourceReport("error", f"{name} failed unexpectedly: {type(exc).__name__}: {exc}")
+    report.elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
+    reports[name] = report
+    if on_progress:
+        on_progress(name, report)
+
+
+async def _gather_metrics(config: SleuthConfig, components: list[str] | None, service: str | None,
+                          start: float, end: float, out: _Gathered, known: list[str]) -> SourceReport:
+    backend = open_backend(config.metrics)
+    if backend is None:
+        return SourceReport("not_configured", "no metrics backend in the config (metrics.prometheus or metrics.openmetrics)")
+    step = config.metrics.step_s
+    queries = 0
+    limit = asyncio.Semaphore(8)
+    try:
+        # Which components exist: label discovery (service, job, app, ...), plus the topology.
+        names: set[str] = set()
+        for label in DISCOVERY_LABELS[:3]:
+            queries += 1
+            names.update(await backend.label_values(label, start, end))
+        known.extend(sorted(names))
+        if components is None:
+            wanted = sorted(names | set(config.services))
+        else:
+            wanted = components
+        deps = config.services[service].depends_on if service in config.services else []
+        ordered = list(dict.fromkeys(([service] if service else []) + deps + wanted))
+        ordered = ordered[: config.investigation.max_components]
+
+        async def fetch(component: str, query: str, signal: str | None) -> None:
+            nonlocal queries
+            async with limit:
+                queries += 1
+                try:
+                    found = await backend.query_range(query, start, end, step)
+                except SourceError as exc:
+                    if signal and "plain selectors" in str(exc):
+                        return  # the embedded backend cannot run catalog PromQL; discovery covers it
+                    raise
+            for series in found:
+                series.query = query if len(found) == 1 else series.selector if parse_selector(query) else query
+                out.series.setdefault(component, []).append(series)
+                if signal:
+                    out.signal_names[series.query] = signal
+                link = backend.link(series.query, start, end)
+                if link:
+                    out.links[series.query] = link
+
+        async def discover(component: str) -> None:
+            nonlocal queries
+            custom = config.services.get(component).signals if component in config.services else {}
+            catalog_queries = dict(custom)
+            if component == service or component in deps:
+                for signal in DEFAULT_SIGNALS:
+                    query = signal.query_for(component)
+                    if query and signal.name not in catalog_queries:
+                        catalog_queries[signal.name] = query
+            tasks = [fetch(component, q, name) for name, q in catalog_queries.items()]
+            async with limit:
+                queries += 1
+                labels = await backend.series(discovery_matchers(component), start, end)
+            selectors = sorted({_selector(l) for l in labels})
+            tasks += [fetch(component, sel, None) for sel in selectors]
+            await asyncio.gather(*tasks)
+
+        await asyncio.gather(*(discover(c) for c in ordered))
+    finally:
+        await backend.aclose()
+    # The same series found through a catalog query and discovery is kept once.
+    for component, series_list in out.series.items():
+        unique: dict[tuple, Series] = {}
+        for series in series_list:
+            unique.setdefault(tuple(sorted(series.labels.items())) + (series.query if not parse_selector(series.query) else "",), series)
+        out.series[component] = list(unique.values())
+    found = sum(len(v) for v in out.series.values())
+    if not found:
+        return SourceReport("no_data", f"no series for {', '.join(ordered) or 'any service'} in the window", queries=queries)
+    return SourceReport("ok", f"{found} series from {len(out.series)} components via {backend.name}", queries=queries)
+
+
+def _selector(labels: dict[str, str]) -> str:
+    from tools.metrics import selector_for
+
+    return selector_for(labels)
+
+
+async def _gather_logs(config: SleuthConfig, components: list[str] | None, start: float, split: float,
+                       end: float, out: _Gathered) -> SourceReport:
+    logs = config.logs
+    if not logs.configured:
+        return SourceReport("not_configured", "no log source in the config (logs.files or logs.loki)")
+    queries = 0
+    notes: list[str] = []
+    wanted = set(components) if components else None
+    if logs.files:
+        def mine() -> None:
+            out.miner.add_all(read_files(logs.files, wanted, start, end, logs.max_lines))
+
+        await asyncio.to_thread(mine)
+        queries += len(logs.files)
+        for component in components or sorted({t.service for t in out.miner.templates.values()}):
+            out.log_queries[component] = (
+                f"{', '.join(str(p) for p in logs.files)} where service={component}, {iso(start)}..{iso(end)}"
+            )
+    if logs.loki:
+        client = LokiClient(logs.loki)
+        try:
+            targets = components or []
+            for component in targets:
+                query = build_logql(component, service_label=logs.loki.service_label, json_lines=logs.loki.json_lines)
+                out.log_queries[component] = query
+                for lo, hi in ((start, split), (split, end)):
+                    queries += 1
+                    records = await client.query_range(query, lo, hi)
+                    if len(records) >= logs.loki.limit:
+                        notes.append(f"{component}: Loki returned its limit of {logs.loki.limit} lines; counts are a sample")
+                    out.miner.add_all(records)
+        finally:
+            await client.aclose()
+    if not out.miner.lines:
+        return SourceReport("no_data", "no log lines in the window for the services investigated", queries=queries)
+    reason = f"{out.miner.lines} lines mined into {len(out.miner.templates)} templates"
+    return SourceReport("ok", "; ".join([reason] + notes), queries=queries)
+
+
+async def _gather_changes(config: SleuthConfig, start: float, end: float, out: _Gathered) -> SourceReport:
+    if not config.changes.configured:
+        return SourceReport("not_configured", "no change feed in the config (changes.files, changes.webhook or changes.github)")
+    changes, failures = await gather_changes(config.changes, start, end)
+    out.changes = changes
+    feeds = [str(p) for p in config.changes.files]
+    if config.changes.webhook:
+        feeds.append(f"webhook store {config.changes.webhook.store}")
+    if config.changes.github:
+        feeds += [f"GitHub deployments of {r.repo}" for r in config.changes.github.repos]
+    out.change_queries = [f"changes {iso(start)}..{iso(end)} from {', '.join(feeds)}"]
+    if failures and not changes:
+        return SourceReport("error", "; ".join(failures), queries=len(feeds))
+    if failures:
+        return SourceReport("ok", f"{len(changes)} changes; but " + "; ".join(failures), queries=len(feeds))
+    if not changes:
+        return SourceReport("no_data", "no changes recorded in the window", queries=len(feeds))
+    return SourceReport("ok", f"{len(changes)} changes", queries=len(feeds))
+
+
+def _validate(request: InvestigationRequest) -> str:
+    symptom = (request.symptom or "").strip()
+    if not symptom:
+        raise RequestError("the symptom is empty; describe what is wrong, e.g. \"checkout returns 500s\"")
+    if request.service is not None and not re.fullmatch(r"[A-Za-z0-9_.:/-]{1,128}", request.service):
+        raise RequestError(f"service {request.service!r} is not a valid service name (letters, digits, - _ . : /)")
+    return symptom
+
+
+@dataclass
+class Investigation:
+    """A finished investigation: the diagnosis and the observations it was drawn from (for charts)."""
+
+    diagnosis: Diagnosis
+    observations: Observations
+
+
+async def investigate(request: InvestigationRequest, config: SleuthConfig, *,
+                      on_progress: ProgressFn | None = None) -> Diagnosis:
+    """Run the deterministic investigation. Raises RequestError for a request that makes no sense;
+    never raises for a failing source."""
+    return (await run_investigation(request, config, on_progress=on_progress)).diagnosis
+
+
+async def run_investigation(request: InvestigationRequest, config: SleuthConfig, *,
+                            on_progress: ProgressFn | None = None) -> Investigation:
+    """``investigate``, keeping the observations beside the diagnosis."""
+    started = time.perf_counter()
+    symptom = _validate(request)
+    at = request.at if request.at is not None else time.time()
+    try:
+        window_s = parse_duration(request.window or config.investigation.window)
+    except ValueError as exc:
+        raise RequestError(f"window: {exc}") from exc
+    baseline_s = parse_duration(config.investigation.baseline)
+    lookback_s = parse_duration(config.investigation.change_lookback)
+    timeout_s = parse_duration(config.investigation.source_timeout)
+    window_start = at - window_s
+    # Metrics reach one day further back, so daily patterns can be compared with yesterday.
+    metrics_start = window_start - baseline_s - DAY_S
+    logs_start = window_start - baseline_s
+
+    gathered = _Gathered()
+    reports: dict[str, SourceReport] = {}
+    known: list[str] = []
+    await asyncio.gather(
+        _timed("metrics", _gather_metrics(config, None, request.service, metrics_start, at, gathered, known),
+               timeout_s, reports, on_progress),
+        _timed("logs", _gather_logs(config, None, logs_start, window_start, at, gathered),
+               timeout_s, reports, on_progress),
+        _timed("changes", _gather_changes(config, window_start - lookback_s - baseline_s, at, gathered),
+               timeout_s, reports, on_progress),
+    )
+    gathered_at = time.perf_counter()
+
+    if request.service and known and request.service not in known and request.service not in config.services \
+            and request.service not in {t.service for t in gathered.miner.templates.values()}:
+        names = ", ".join(known[:12])
+        raise RequestError(f"unknown service {request.service!r}; services seen in the metrics: {names}")
+
+    observations = Observations(
+        symptom_text=symptom, service=request.service, at=at, window_start=window_start,
+        baseline_s=baseline_s, change_lookback_s=lookback_s, step_s=config.metrics.step_s,
+        topology={name: svc.depends_on for name, svc in config.services.items()},
+        series=gathered.series, signal_names=gathered.signal_names, links=gathered.links,
+        templates=list(gathered.miner.templates.values()), log_queries=gathered.log_queries,
+        changes=gathered.changes, change_queries=gathered.change_queries,
+    )
+    diagnosis = analyse(observations)
+    done = time.perf_counter()
+    diagnosis.sources = {name: reports[name] for name in ("metrics", "logs", "changes")}
+    diagnosis.sources["incidents"] = SourceReport("not_configured", "past-incident memory is not set up")
+    diagnosis.timings = {
+        "gather_ms": round((gathered_at - started) * 1000, 1),
+        "analyse_ms": round((done - gathered_at) * 1000, 1),
+        "total_ms": round((done - started) * 1000, 1),
+    }
+    return Investigation(diagnosis, observations)
+

@@ -1,0 +1,1 @@
+"""Past-incident memory (Chroma). Not built yet: investigations report `incidents` as not_configured."""

@@ -1,0 +1,616 @@
+"""The deterministic investigation's reasoning: observations in, ranked hypotheses out.
+
+No I/O happens here. ``analyse`` receives what the sources returned (series per component, mined
+log templates, changes) and:
+1. scores every series for a sustained departure that begins in the window (tools.anomaly);
+2. fixes the symptom's onset on the investigated service;
+3. profiles each component: how strongly and how early (relative to the onset) it went wrong;
+4. collects the support for each (category, component): changes that landed shortly before the
+   onset, log templates that appeared or spiked, and metric signatures (hardware faults,
+   saturation, traffic, quality, upstream throttling);
+5. ranks hypotheses, says why each alternative ranks lower, and proposes mitigations.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Iterable
+
+from tools.anomaly import Anomaly, detect
+from tools.catalog import Signal, classify
+from tools.changes import Change
+from tools.diagnosis import Diagnosis, Evidence, Hypothesis, Mitigation, iso
+from tools.logs import Template, TemplateChange, template_changes
+from tools.metrics import Series
+from tools.taxonomy import CHANGE_KIND_CATEGORY, READ_ONLY_ACTIONS, cause_hints, symptoms_in
+
+SCOPE_LABELS = ("node", "tenant", "model", "instance", "pod", "region", "zone", "host")
+MAX_METRIC_EVIDENCE = 25
+MAX_LOG_EVIDENCE = 15
+
+
+@dataclass
+class Observations:
+    """Everything the sources returned for one investigation (the input of ``analyse``)."""
+
+    symptom_text: str
+    service: str | None
+    at: float
+    window_start: float
+    baseline_s: float
+    change_lookback_s: float
+    step_s: float = 60.0
+    topology: dict[str, list[str]] = field(default_factory=dict)
+    series: dict[str, list[Series]] = field(default_factory=dict)  # component -> series
+    signal_names: dict[str, str] = field(default_factory=dict)  # query -> catalog signal name
+    links: dict[str, str] = field(default_factory=dict)  # query -> link
+    templates: list[Template] = field(default_factory=list)
+    log_queries: dict[str, str] = field(default_factory=dict)  # component -> query
+    changes: list[Change] = field(default_factory=list)
+    change_queries: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SeriesAnomaly:
+    component: str
+    series: Series
+    signal: Signal
+    anomaly: Anomaly
+    evidence_id: str = ""
+
+
+@dataclass
+class Profile:
+    """How one component behaved in the window."""
+
+    name: str
+    anomalies: list[SeriesAnomaly] = field(default_factory=list)
+    templates: list[TemplateChange] = field(default_factory=list)
+    changes: list[Change] = field(default_factory=list)
+
+    @property
+    def strength(self) -> float:
+        return max((a.anomaly.score for a in self.anomalies), default=0.0)
+
+    @property
+    def onset(self) -> float | None:
+        strong = [a.anomaly.onset for a in self.anomalies if a.anomaly.score >= 0.15]
+        return min(strong) if strong else None
+
+
+@dataclass
+class Candidate:
+    category: str
+    component: str
+    score: float
+    support: dict[str, float]
+    evidence: list[str]
+    reasons: list[str]
+    scope: dict[str, str] = field(default_factory=dict)
+    change: Change | None = None
+    refuted: str = ""
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def _fmt(value: float) -> str:
+    magnitude = abs(value)
+    if magnitude != 0 and magnitude < 0.01:
+        return f"{value:.4f}"
+    if magnitude < 10:
+        return f"{value:.3g}" if magnitude < 1 else f"{value:.2f}".rstrip("0").rstrip(".")
+    return f"{value:,.0f}"
+
+
+def _minutes(seconds: float) -> str:
+    minutes = abs(seconds) / 60
+    return f"{minutes:.0f} min" if minutes >= 1 else f"{abs(seconds):.0f} s"
+
+
+def _noisy_or(values: Iterable[float]) -> float:
+    out = 1.0
+    for v in values:
+        out *= 1 - max(0.0, min(1.0, v))
+    return 1 - out
+
+
+def _neighbours(topology: dict[str, list[str]], service: str) -> set[str]:
+    near = set(topology.get(service, []))
+    near |= {name for name, deps in topology.items() if service in deps}
+    return near
+
+
+# --- analysis -----------------------------------------------------------------------------------
+
+
+def _score_series(obs: Observations) -> dict[str, Profile]:
+    profiles: dict[str, Profile] = {name: Profile(name) for name in obs.series}
+    for component, series_list in obs.series.items():
+        for series in series_list:
+            name = obs.signal_names.get(series.query)
+            signal = classify(name or series.name)
+            found = detect(series.timestamps, series.values, obs.window_start, obs.at, obs.baseline_s,
+                           signal.direction, obs.step_s)
+            if found is not None and found.score >= 0.05:
+                profiles[component].anomalies.append(SeriesAnomaly(component, series, signal, found))
+        profiles[component].anomalies.sort(key=lambda a: -a.anomaly.score)
+    return profiles
+
+
+def _pick_service(obs: Observations, profiles: dict[str, Profile], symptoms: list[str]) -> str | None:
+    if obs.service:
+        return obs.service
+    text = obs.symptom_text.lower()
+    named = [c for c in sorted(set(profiles) | set(obs.topology), key=len, reverse=True) if c.lower() in text]
+    if named:
+        return named[0]
+    # Otherwise the component whose symptom signals departed the most.
+    best, best_score = None, 0.0
+    for profile in profiles.values():
+        for item in profile.anomalies:
+            if not symptoms or item.signal.symptom in symptoms:
+                if item.anomaly.score > best_score:
+                    best, best_score = profile.name, item.anomaly.score
+    return best
+
+
+def _symptom_onset(profile: Profile | None, symptoms: list[str]) -> tuple[float | None, list[SeriesAnomaly]]:
+    if profile is None or not profile.anomalies:
+        return None, []
+    matching = [a for a in profile.anomalies if a.signal.symptom in symptoms and a.anomaly.score >= 0.1]
+    if not matching:
+        matching = [a for a in profile.anomalies if a.signal.kind in ("symptom", "quality") and a.anomaly.score >= 0.1]
+    if not matching:
+        matching = [a for a in profile.anomalies if a.anomaly.score >= 0.1]
+    if not matching:
+        return None, []
+    return min(a.anomaly.onset for a in matching), matching
+
+
+def analyse(obs: Observations) -> Diagnosis:
+    """Rank hypotheses from observations; the result has every key of a diagnosis but ``sources``,
+    ``timings`` and ``similar_incidents``, which the caller fills."""
+    symptoms = symptoms_in(obs.symptom_text)
+    profiles = _score_series(obs)
+    for component in set(obs.topology) | {t.service for t in obs.templates} | {c.service for c in obs.changes}:
+        profiles.setdefault(component, Profile(component))
+    service = _pick_service(obs, profiles, symptoms)
+    if not symptoms and service in profiles and profiles[service].anomalies:
+        symptoms = [profiles[service].anomalies[0].signal.symptom]
+    onset, symptom_series = _symptom_onset(profiles.get(service) if service else None, symptoms)
+    if onset is None:
+        # The service itself shows nothing: anchor on the strongest departure anywhere.
+        strong = [a for p in profiles.values() for a in p.anomalies if a.anomaly.score >= 0.3]
+        onset = min((a.anomaly.onset for a in strong), default=None)
+    split = onset if onset is not None else obs.window_start
+
+    evidence: list[Evidence] = []
+    _metric_evidence(obs, profiles, evidence)
+    _log_evidence(obs, profiles, split, evidence)
+    change_ids = _change_evidence(obs, profiles, split, evidence)
+
+    candidates = _candidates(obs, profiles, service, split, onset, change_ids)
+    hypotheses = _rank(candidates, service or "unknown", onset)
+    by_id = {e.id: e for e in evidence}
+    mitigations = _mitigations(hypotheses, candidates, by_id)
+
+    title = obs.symptom_text.strip().splitlines()[0][:120] if obs.symptom_text.strip() else "incident"
+    return Diagnosis(
+        incident={
+            "title": title,
+            "service": service,
+            "onset": iso(onset),
+            "symptoms": symptoms,
+            "symptom_evidence": [a.evidence_id for a in symptom_series if a.evidence_id],
+        },
+        window={"start": iso(obs.window_start), "end": iso(obs.at),
+                "baseline_start": iso(obs.window_start - obs.baseline_s)},
+        evidence=evidence,
+        hypotheses=hypotheses,
+        mitigations=mitigations,
+    )
+
+
+# --- evidence -----------------------------------------------------------------------------------
+
+
+def _metric_evidence(obs: Observations, profiles: dict[str, Profile], evidence: list[Evidence]) -> None:
+    ranked = sorted((a for p in profiles.values() for a in p.anomalies), key=lambda a: -a.anomaly.score)
+    for number, item in enumerate(ranked[:MAX_METRIC_EVIDENCE], 1):
+        a = item.anomaly
+        item.evidence_id = f"m{number}"
+        arrow = "rose" if a.direction == "up" else "fell"
+        evidence.append(Evidence(
+            id=item.evidence_id,
+            source="metrics",
+            query=item.series.query or item.series.selector,
+            summary=(f"{item.series.selector} {arrow} from {_fmt(a.baseline_median)} (baseline median) to "
+                     f"{_fmt(a.level_after)} at {iso(a.onset)}, peak {_fmt(a.peak)}; "
+                     f"{a.magnitude:.0f} robust sd, {a.persistence:.0%} of points since then out of range"),
+            onset=iso(a.onset),
+            score=round(a.score, 3),
+            link=obs.links.get(item.series.query),
+            component=item.component,
+            details={"signal": item.signal.name, "kind": item.signal.kind, "direction": a.direction,
+                     "labels": item.series.labels, "baseline_median": a.baseline_median,
+                     "level_after": a.level_after, "peak": a.peak, "magnitude": a.magnitude},
+        ))
+
+
+def _log_evidence(obs: Observations, profiles: dict[str, Profile], split: float,
+                  evidence: list[Evidence]) -> None:
+    by_service: dict[str, list[Template]] = defaultdict(list)
+    for template in obs.templates:
+        by_service[template.service].append(template)
+    changes: list[TemplateChange] = []
+    for component, templates in by_service.items():
+        found = template_changes(templates, split, obs.window_start - obs.baseline_s, obs.at)
+        profiles.setdefault(component, Profile(component)).templates = found
+        changes.extend(found)
+    changes.sort(key=lambda c: -c.strength)
+    for number, item in enumerate(changes[:MAX_LOG_EVIDENCE], 1):
+        t = item.template
+        what = (f"new after onset: {item.after} lines" if item.new else
+                f"rate jumped from {item.before_rate:.2f}/min to {item.after_rate:.2f}/min ({item.after} lines after onset)")
+        where = ", ".join(label for label, _ in t.labels.most_common(2))
+        evidence.append(Evidence(
+            id=f"l{number}",
+            source="logs",
+            query=obs.log_queries.get(t.service, t.service),
+            summary=f"[{t.worst_level}] {t.text} ({what}){' on ' + where if where else ''}; e.g. {t.example[:200]}",
+            onset=iso(max(t.first_seen, split) if not item.new else t.first_seen),
+            score=item.strength,
+            component=t.service,
+            details={"template": t.text, "new": item.new, "before": item.before, "after": item.after,
+                     "level": t.worst_level, "labels": dict(t.labels.most_common(5)),
+                     "hints": cause_hints(t.text + " " + t.example)},
+        ))
+        item.template.__dict__["evidence_id"] = f"l{number}"
+
+
+def _change_evidence(obs: Observations, profiles: dict[str, Profile], split: float,
+                     evidence: list[Evidence]) -> dict[str, str]:
+    ids: dict[str, str] = {}
+    relevant = [c for c in obs.changes if split - obs.change_lookback_s <= c.ts <= obs.at]
+    for number, change in enumerate(sorted(relevant, key=lambda c: c.ts), 1):
+        lead = split - change.ts
+        when = f"{_minutes(lead)} before onset" if lead >= 0 else f"{_minutes(lead)} after onset"
+        version = f" ({change.previous_version} -> {change.version})" if change.version and change.previous_version else ""
+        eid = f"c{number}"
+        ids[change.id] = eid
+        profiles.setdefault(change.service, Profile(change.service)).changes.append(change)
+        evidence.append(Evidence(
+            id=eid,
+            source="changes",
+            query=obs.change_queries[0] if len(obs.change_queries) == 1 else "; ".join(obs.change_queries),
+            summary=f"{change.kind} {change.id} on {change.service}{version}: {change.summary} "
+                    f"by {change.author or 'unknown'}, {when}",
+            onset=iso(change.ts),
+            score=round(_proximity(lead), 3),
+            link=change.url or None,
+            component=change.service,
+            details={"change_id": change.id, "kind": change.kind, "lead_s": lead},
+        ))
+    return ids
+
+
+def _proximity(lead_s: float) -> float:
+    """How plausible it is that a change landing ``lead_s`` before the onset caused it."""
+    minutes = lead_s / 60
+    if minutes < -2:
+        return 0.1  # landed after the onset: a reaction more often than a cause
+    if minutes <= 20:
+        return 1.0
+    return math.exp(-(minutes - 20) / 40)
+
+
+# --- hypotheses ---------------------------------------------------------------------------------
+
+
+def _earliness(profile: Profile, onset: float | None) -> float:
+    if profile.onset is None:
+        return 0.0
+    if onset is None:
+        return 1.0
+    late = (profile.onset - onset) / 60
+    return 1.0 if late <= 1 else math.exp(-(late - 1) / 3)
+
+
+def _scope(items: list[SeriesAnomaly], profile: Profile) -> dict[str, str]:
+    """Labels that single out where inside the component it happens (a node, a tenant)."""
+    scope: dict[str, str] = {}
+    for item in items:
+        siblings = [s for s in profile.anomalies if s.series.name == item.series.name]
+        for label in SCOPE_LABELS:
+            value = item.series.labels.get(label)
+            if value and label not in scope:
+                same_metric_anomalous = {s.series.labels.get(label) for s in siblings}
+                if len(same_metric_anomalous) == 1:
+                    scope[label] = value
+    return scope
+
+
+def _signature_support(profile: Profile) -> dict[str, tuple[float, list[SeriesAnomaly]]]:
+    """Metric patterns that point at a category by themselves."""
+    found: dict[str, tuple[float, list[SeriesAnomaly]]] = {}
+
+    def add(category: str, items: list[SeriesAnomaly], weight: float = 1.0) -> None:
+        if items:
+            found[category] = (max(a.anomaly.score for a in items) * weight, items)
+
+    anomalies = [a for a in profile.anomalies if a.anomaly.score >= 0.1]
+    add("infrastructure", [a for a in anomalies if a.signal.kind == "hardware"])
+    saturated = [
+        a for a in anomalies
+        if a.signal.kind == "saturation" and a.anomaly.direction == "up"
+        and (a.anomaly.peak >= 0.85 if a.anomaly.baseline_median <= 1.0 else True)
+    ]
+    add("capacity", saturated)
+    add("traffic_surge", [a for a in anomalies if a.signal.kind == "traffic" and a.anomaly.direction == "up"])
+    add("dependency", [a for a in anomalies if a.signal.name == "upstream_throttling"])
+    quality = [a for a in anomalies if a.signal.kind == "quality"]
+    errors = [a for a in anomalies if a.signal.name == "error_rate"]
+    add("data_or_model", quality, 0.8 if errors else 1.0)
+    return found
+
+
+def _candidates(obs: Observations, profiles: dict[str, Profile], service: str | None, split: float,
+                onset: float | None, change_ids: dict[str, str]) -> list[Candidate]:
+    near = _neighbours(obs.topology, service) if service else set()
+    service_core = 0.0
+    if service and service in profiles:
+        service_core = profiles[service].strength
+    out: list[Candidate] = []
+    for profile in profiles.values():
+        name = profile.name
+        relation = 1.0 if name == service or name in near else 0.75
+        core = profile.strength * _earliness(profile, onset) * relation
+        metric_ids = [a.evidence_id for a in profile.anomalies[:3] if a.evidence_id]
+        signatures = _signature_support(profile)
+        log_items = [t for t in profile.templates if t.template.__dict__.get("evidence_id")]
+
+        # Support by category, from the three kinds of evidence.
+        support: dict[str, dict[str, float]] = defaultdict(dict)
+        evidence: dict[str, list[str]] = defaultdict(list)
+        reasons: dict[str, list[str]] = defaultdict(list)
+        scopes: dict[str, dict[str, str]] = defaultdict(dict)
+        chosen_change: dict[str, Change] = {}
+
+        for category, (strength, items) in signatures.items():
+            support[category]["metrics"] = strength
+            evidence[category] += [a.evidence_id for a in items[:3] if a.evidence_id]
+            first = items[0]
+            reasons[category].append(
+                f"{first.series.selector} {'rose' if first.anomaly.direction == 'up' else 'fell'} "
+                f"to {_fmt(first.anomaly.level_after)} from {_fmt(first.anomaly.baseline_median)}"
+            )
+            scopes[category] = _scope(items, profile)
+
+        # New or spiking error logs in a component support every cause located there, weakly;
+        # phrases that name a cause (Xid, pool exhausted, 429 from upstream) support it strongly.
+        generic = max((t.strength for t in log_items if t.template.worst_level in ("error", "fatal")), default=0.0)
+        generic_ids = [t.template.__dict__["evidence_id"] for t in log_items[:2]
+                       if t.template.worst_level in ("error", "fatal")]
+        for item in log_items:
+            hints = cause_hints(item.template.text + " " + item.template.example)
+            for category, hits in hints.items():
+                strength = item.strength * min(1.0, 0.6 + 0.2 * hits)
+                if strength > support[category].get("logs", 0.0):
+                    support[category]["logs"] = strength
+                    reasons[category].append(f"log '{item.template.text[:90]}' "
+                                             f"{'appeared' if item.new else 'spiked'} ({item.after} lines)")
+                evidence[category].append(item.template.__dict__["evidence_id"])
+                where = [label.split("=", 1) for label, _ in item.template.labels.most_common(1)]
+                if where and where[0][0] in SCOPE_LABELS and len(item.template.labels) <= 2:
+                    scopes[category].setdefault(where[0][0], where[0][1])
+
+        for change in profile.changes:
+            lead = split - change.ts
+            if lead > obs.change_lookback_s:
+                continue
+            category = CHANGE_KIND_CATEGORY.get(change.kind, "code_change")
+            strength = _proximity(lead)
+            if strength > support[category].get("changes", 0.0):
+                support[category]["changes"] = strength
+                chosen_change[category] = change
+            evidence[category].append(change_ids.get(change.id, change.id))
+
+        # A component that went wrong with nothing more specific: a failing dependency or unknown.
+        if core > 0 and not support:
+            category = "dependency" if name != service else "unknown"
+            support[category]["metrics"] = 0.0
+
+        for category, parts in support.items():
+            if generic and parts.get("logs", 0.0) < 0.5 * generic:
+                parts["logs"] = 0.5 * generic
+                evidence[category] += generic_ids
+            effective_core = core
+            if parts.get("changes") and core == 0 and name in near and service_core > 0:
+                # A change on a healthy neighbour can still break the service it talks to.
+                effective_core = 0.3 * service_core
+            combined = _noisy_or(parts.values())
+            score = 0.45 * effective_core + 0.55 * combined * (0.25 + 0.75 * effective_core)
+            reason_list = list(dict.fromkeys(reasons[category]))
+            change = chosen_change.get(category)
+            if change is not None:
+                reason_list.insert(0, f"{change.kind} {change.id} landed {_minutes(split - change.ts)} "
+                                      f"{'before' if split >= change.ts else 'after'} the onset: {change.summary}")
+            refuted = ""
+            if profile.strength == 0 and parts.get("changes") and effective_core == 0:
+                refuted = f"{name} shows no departure from its baseline in the window"
+            out.append(Candidate(
+                category=category,
+                component=name,
+                score=round(score, 4),
+                support=dict(parts),
+                evidence=list(dict.fromkeys(metric_ids + evidence[category])),
+                reasons=reason_list,
+                scope=scopes.get(category, {}),
+                change=change,
+                refuted=refuted,
+            ))
+    out.sort(key=lambda c: (-c.score, c.component, c.category))
+    return out
+
+
+_NAMES = {
+    "code_change": "a code change", "config_change": "a configuration change", "data_or_model": "a model or data change",
+    "infrastructure": "an infrastructure fault", "capacity": "exhausted capacity", "traffic_surge": "a traffic surge",
+    "dependency": "a failing dependency", "operation_error": "a manual operation", "unknown": "an unknown cause",
+}
+
+
+def _rank(candidates: list[Candidate], service: str, onset: float | None) -> list[Hypothesis]:
+    live = [c for c in candidates if not c.refuted and c.score > 0.02]
+    refuted = [c for c in candidates if c.refuted]
+    if not live or live[0].score < 0.12:
+        top_evidence = live[0].evidence if live else []
+        live = [Candidate("unknown", service, 0.1, {}, top_evidence,
+                          ["no component shows a clear departure with a plausible cause in the window"])] + live
+    hypotheses: list[Hypothesis] = []
+    ceiling = 0.95
+    for position, cand in enumerate(live[:5]):
+        above = live[position - 1] if position else None
+        nxt = live[position + 1].score if position + 1 < len(live) else 0.0
+        margin = (cand.score - nxt) / cand.score if cand.score else 0.0
+        # Confidence falls with rank, and the top one is tempered when the runner-up is close.
+        confidence = round(max(0.05, min(ceiling, cand.score * (0.75 + 0.25 * margin))), 2)
+        ceiling = confidence
+        sources = {k for k, v in cand.support.items() if v > 0.05}
+        status = "supported" if len(sources) >= 2 and confidence >= 0.35 else "proposed"
+        where = f" ({', '.join(f'{k} {v}' for k, v in cand.scope.items())})" if cand.scope else ""
+        statement = f"{_NAMES.get(cand.category, cand.category)} in {cand.component}{where}"
+        if cand.reasons:
+            statement += ": " + "; ".join(cand.reasons[:3])
+        why = ""
+        if above is not None:
+            why = _why_lower(cand, above)
+        hypotheses.append(Hypothesis(
+            rank=position + 1, category=cand.category, component=cand.component, statement=statement,
+            status=status, confidence=confidence, evidence=cand.evidence[:8], why_lower=why, scope=cand.scope,
+        ))
+    for cand in refuted[:3]:
+        change = cand.change
+        what = f"{change.kind} {change.id} on {cand.component}" if change else cand.component
+        hypotheses.append(Hypothesis(
+            rank=len(hypotheses) + 1, category=cand.category, component=cand.component,
+            statement=f"{_NAMES.get(cand.category, cand.category)} in {cand.component}: {what} landed near the onset",
+            status="refuted", confidence=0.02, evidence=cand.evidence[:8],
+            why_lower=f"refuted: {cand.refuted}", scope=cand.scope,
+        ))
+    return hypotheses
+
+
+def _why_lower(cand: Candidate, above: Candidate) -> str:
+    reasons = []
+    if above.support.get("changes", 0) > cand.support.get("changes", 0) + 0.2:
+        reasons.append("no change landed on it as close before the onset")
+    if above.support.get("logs", 0) > cand.support.get("logs", 0) + 0.2:
+        reasons.append("fewer new error logs point at it")
+    if above.support.get("metrics", 0) > cand.support.get("metrics", 0) + 0.2:
+        reasons.append("its metrics depart less")
+    if not reasons:
+        reasons.append("weaker combined evidence")
+    return f"ranks below {above.category} in {above.component}: " + ", ".join(reasons)
+
+
+# --- mitigations --------------------------------------------------------------------------------
+
+
+def _mitigations(hypotheses: list[Hypothesis], candidates: list[Candidate],
+                 by_id: dict[str, Evidence]) -> list[Mitigation]:
+    live = [h for h in hypotheses if h.status != "refuted"]
+    if not live:
+        return []
+    out: list[Mitigation] = []
+    top = live[0]
+    chosen = [top] + [h for h in live[1:2] if h.confidence >= 0.6 * top.confidence and h.category != "unknown"]
+    for hypothesis in chosen:
+        cand = next((c for c in candidates if c.category == hypothesis.category and c.component == hypothesis.component), None)
+        out.extend(_actions_for(hypothesis, cand, by_id))
+    if top.confidence < 0.5 or top.category in ("unknown", "dependency"):
+        out.append(Mitigation(
+            action="escalate", target=f"owner of {top.component}",
+            rationale="the evidence is not conclusive enough to act alone" if top.confidence < 0.5
+            else f"{top.component} is outside this service: its owners must act",
+            risk="none: a page, nothing changes in production",
+            verify="the owner acknowledges and confirms or rules out the top hypothesis",
+            requires_approval=False, evidence=top.evidence[:3],
+        ))
+    seen, unique = set(), []
+    for m in out:
+        if (m.action, m.target) not in seen:
+            seen.add((m.action, m.target))
+            unique.append(m)
+    return unique
+
+
+def _text_of(ids: list[str], by_id: dict[str, Evidence]) -> str:
+    return " ".join(by_id[i].summary for i in ids if i in by_id).lower()
+
+
+def _actions_for(h: Hypothesis, cand: Candidate | None, by_id: dict[str, Evidence]) -> list[Mitigation]:
+    component, cat = h.component, h.category
+    change = cand.change if cand else None
+    symptom_metric = next((by_id[i] for i in h.evidence if i in by_id and by_id[i].source == "metrics"), None)
+    watch = (f"{symptom_metric.query} returns to its baseline (about "
+             f"{_fmt(symptom_metric.details.get('baseline_median', 0))}) within 15 minutes") if symptom_metric else \
+        f"the symptom's signals on {component} return to baseline within 15 minutes"
+    ev = h.evidence[:4]
+
+    def make(action: str, target: str, rationale: str, risk: str, verify: str = watch) -> Mitigation:
+        provenance = f"change {change.id}" if change else ""
+        return Mitigation(action, target, rationale, risk, verify, action not in READ_ONLY_ACTIONS, ev, provenance)
+
+    text = _text_of(h.evidence, by_id)
+    if cat == "code_change":
+        target = f"{component} to {change.previous_version}" if change and change.previous_version else f"{component} to the previous release"
+        return [make("rollback", target, f"the release {change.id if change else ''} landed just before the onset".replace("  ", " "),
+                     "low: returns to the last known-good build; features of the new release are withdrawn")]
+    if cat == "config_change":
+        target = f"{change.id} on {component}" if change else f"recent configuration of {component}"
+        if change and change.kind == "flag":
+            return [make("disable_feature", target, "the flag flipped just before the onset",
+                         "low: the feature is off until fixed"),
+                    make("config_revert", target, "restore the previous value", "low")]
+        return [make("config_revert", target, "the configuration changed just before the onset",
+                     "low: restores the previous, known-good configuration")]
+    if cat == "data_or_model":
+        index_related = any(w in text + (change.summary.lower() if change else "") for w in ("index", "retriev", "embedding", "hit_rate", "hit rate", "stale"))
+        if (change and change.kind == "index") or (index_related and not (change and change.kind == "model")):
+            return [make("reindex", f"retrieval index of {component}",
+                         "retrieval quality fell with the index's state", "medium: rebuilding costs time and load; serve the previous index meanwhile if possible")]
+        target = f"{component} to {change.previous_version}" if change and change.previous_version else f"{component} to the previous model version"
+        return [make("model_rollback", target, "output quality fell when the model or its data changed",
+                     "low: pins the previous model; improvements of the new one are withdrawn")]
+    if cat == "infrastructure":
+        node = h.scope.get("node") or h.scope.get("host") or h.scope.get("instance")
+        if node:
+            return [make("drain_node", node, f"the faults are confined to {node}",
+                         "medium: remaining nodes take its load; check headroom first")]
+        return [make("failover", component, "the fault sits in the infrastructure under it",
+                     "medium: shifts traffic to another zone or replica set")]
+    if cat == "capacity":
+        return [make("scale_out", component, "it is saturated: more replicas or capacity relieve it",
+                     "low: costs money; may need quota")]
+    if cat == "traffic_surge":
+        tenant = h.scope.get("tenant")
+        target = f"tenant {tenant} on {component}" if tenant else component
+        actions = [make("rate_limit", target, "load far above normal from " + (f"tenant {tenant}" if tenant else "clients"),
+                        "medium: throttled callers see 429s")]
+        if tenant:
+            actions.append(make("block_client", target, "if throttling does not contain it", "high: that tenant loses service"))
+        return actions
+    if cat == "dependency":
+        return [make("failover", f"{component} (upstream)", f"{component} is failing or throttling its callers",
+                     "medium: the alternative must have capacity and equivalent behaviour")]
+    if cat == "operation_error":
+        target = f"undo {change.id} on {component}" if change else component
+        return [make("failover", component, "a manual operation removed capacity or broke routing; shift traffic while it is undone",
+                     "medium"),
+                make("restart", target, "bring back what the operation took down", "medium: restarts drop in-flight work")]
+    return [make("monitor", component, "no cause stands out yet; keep watching while evidence comes in",
+                 "none", watch)]

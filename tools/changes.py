@@ -1,0 +1,303 @@
+"""Change evidence: deploys, config and flag changes, model and index swaps, manual operations.
+
+Three feeds, merged: a JSON-lines file, a webhook that CI/CD posts to (kept in SQLite, so nothing
+posted is lost across restarts), and the GitHub Deployments API.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import sqlite3
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Iterable
+
+from pydantic import BaseModel, Field
+
+from tools.http import HttpSourceConfig, SourceError, make_client, request_json
+from tools.logs import parse_time
+
+KINDS = ("deploy", "config", "flag", "model", "index", "infra", "operation", "prompt", "data", "release")
+
+
+@dataclass
+class Change:
+    id: str
+    ts: float
+    service: str
+    kind: str
+    summary: str
+    author: str = ""
+    version: str = ""
+    previous_version: str = ""
+    url: str = ""
+    source: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+_KNOWN = {"id", "ts", "time", "timestamp", "service", "kind", "type", "summary", "description",
+          "author", "version", "previous_version", "url"}
+
+
+def change_from_dict(obj: dict[str, Any], source: str) -> Change:
+    """Validate one change record; raises ValueError naming the field at fault."""
+    if not isinstance(obj, dict):
+        raise ValueError("a change must be a JSON object")
+    ts = next((parse_time(obj[k]) for k in ("ts", "time", "timestamp") if k in obj), None)
+    if ts is None:
+        raise ValueError("field 'ts' is missing or not a time (use ISO-8601 such as 2026-03-10T14:05:00Z)")
+    service = str(obj.get("service") or "").strip()
+    if not service:
+        raise ValueError("field 'service' is missing")
+    kind = str(obj.get("kind") or obj.get("type") or "deploy").strip().lower()
+    if kind not in KINDS:
+        raise ValueError(f"field 'kind' is {kind!r}; use one of {', '.join(KINDS)}")
+    summary = str(obj.get("summary") or obj.get("description") or f"{kind} of {service}")
+    change_id = str(obj.get("id") or f"{source}-{service}-{int(ts)}")
+    return Change(
+        id=change_id, ts=ts, service=service, kind=kind, summary=summary,
+        author=str(obj.get("author") or ""), version=str(obj.get("version") or ""),
+        previous_version=str(obj.get("previous_version") or ""), url=str(obj.get("url") or ""),
+        source=source, extra={k: v for k, v in obj.items() if k not in _KNOWN},
+    )
+
+
+def read_change_file(path: Path, start: float, end: float) -> list[Change]:
+    """Changes in [start, end] from a JSON-lines file; a bad line is an error naming the line."""
+    out = []
+    try:
+        with open(path, encoding="utf-8") as handle:
+            for number, line in enumerate(handle, 1):
+                if not line.strip():
+                    continue
+                try:
+                    change = change_from_dict(json.loads(line), "file")
+                except (json.JSONDecodeError, ValueError) as exc:
+                    raise SourceError(f"{path}, line {number}: {exc}") from exc
+                if start <= change.ts <= end:
+                    out.append(change)
+    except OSError as exc:
+        raise SourceError(f"cannot read changes file {path}: {exc.strerror or exc}") from exc
+    return out
+
+
+# --- the webhook store ------------------------------------------------------------------------
+
+
+class ChangeStore:
+    """Changes posted by CI/CD, in SQLite. Safe across threads; the same id posted twice is one row."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS changes (id TEXT PRIMARY KEY, ts REAL NOT NULL, service TEXT NOT NULL,"
+            " kind TEXT NOT NULL, body TEXT NOT NULL, received REAL NOT NULL)"
+        )
+        self._db.execute("CREATE INDEX IF NOT EXISTS changes_ts ON changes (ts)")
+        self._db.commit()
+
+    def add(self, changes: Iterable[Change]) -> list[str]:
+        ids = []
+        with self._lock, self._db:
+            for change in changes:
+                self._db.execute(
+                    "INSERT INTO changes (id, ts, service, kind, body, received) VALUES (?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT(id) DO UPDATE SET ts=excluded.ts, service=excluded.service,"
+                    " kind=excluded.kind, body=excluded.body",
+                    (change.id, change.ts, change.service, change.kind, json.dumps(asdict(change)), time.time()),
+                )
+                ids.append(change.id)
+        return ids
+
+    def between(self, start: float, end: float) -> list[Change]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT body FROM changes WHERE ts BETWEEN ? AND ? ORDER BY ts", (start, end)
+            ).fetchall()
+        return [Change(**json.loads(body)) for (body,) in rows]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+class WebhookConfig(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    store: Path = Field(Path(".sleuth/changes.sqlite3"), description="SQLite file the webhook writes")
+    token: str | None = Field(None, description="bearer token CI/CD must send; unset = no auth (loopback only)")
+    host: str = "127.0.0.1"
+    port: int = Field(8787, ge=0, le=65535)
+
+
+def make_webhook_server(config: WebhookConfig, store: ChangeStore) -> ThreadingHTTPServer:
+    """An HTTP server for ``POST /changes`` (one change or a list). Call ``serve_forever()``.
+
+    Answers 202 with the stored ids, 400 with one sentence for a bad body, 401 for a bad token.
+    """
+
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "sleuth-webhook"
+
+        def _reply(self, status: HTTPStatus, body: dict[str, Any]) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            if self.path.rstrip("/") == "/healthz":
+                self._reply(HTTPStatus.OK, {"ok": True})
+            else:
+                self._reply(HTTPStatus.NOT_FOUND, {"error": "POST changes to /changes"})
+
+        def do_POST(self) -> None:  # noqa: N802
+            if self.path.rstrip("/") != "/changes":
+                self._reply(HTTPStatus.NOT_FOUND, {"error": "POST changes to /changes"})
+                return
+            if config.token:
+                sent = self.headers.get("Authorization", "")
+                if not hmac.compare_digest(sent.encode(), f"Bearer {config.token}".encode()):
+                    self._reply(HTTPStatus.UNAUTHORIZED, {"error": "missing or wrong bearer token"})
+                    return
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+                if length > 1_000_000:
+                    raise ValueError("body larger than 1 MB")
+                payload = json.loads(self.rfile.read(length) or b"null")
+                items = payload if isinstance(payload, list) else [payload]
+                changes = []
+                for position, item in enumerate(items):
+                    try:
+                        changes.append(change_from_dict(item, "webhook"))
+                    except ValueError as exc:
+                        raise ValueError(f"change {position}: {exc}" if len(items) > 1 else str(exc)) from exc
+            except (ValueError, json.JSONDecodeError) as exc:
+                self._reply(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
+                return
+            self._reply(HTTPStatus.ACCEPTED, {"stored": store.add(changes)})
+
+        def log_message(self, format: str, *args: Any) -> None:  # quiet by default
+            return
+
+    return ThreadingHTTPServer((config.host, config.port), Handler)
+
+
+# --- GitHub Deployments -----------------------------------------------------------------------
+
+
+class GitHubRepo(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    repo: str = Field(..., pattern=r"^[\w.-]+/[\w.-]+$", description="owner/name")
+    service: str
+    environment: str | None = "production"
+
+
+class GitHubConfig(HttpSourceConfig):
+    url: str = "https://api.github.com"
+    token: str | None = None
+    web_url: str = "https://github.com"
+    repos: list[GitHubRepo] = Field(default_factory=list)
+
+
+class GitHubDeployments:
+    def __init__(self, config: GitHubConfig) -> None:
+        headers = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28", **config.headers}
+        if config.token:
+            headers["Authorization"] = f"Bearer {config.token}"
+        self.config = config
+        self.client = make_client(config.model_copy(update={"headers": headers}))
+
+    async def between(self, start: float, end: float) -> list[Change]:
+        out = []
+        for repo in self.config.repos:
+            params = {"per_page": "100"}
+            if repo.environment:
+                params["environment"] = repo.environment
+            items = await request_json(
+                self.client, self.config, "GitHub", "GET", f"/repos/{repo.repo}/deployments", params=params
+            )
+            if not isinstance(items, list):
+                raise SourceError("GitHub answered the deployments list with something other than a list")
+            for item in items:
+                ts = parse_time(item.get("created_at")) if isinstance(item, dict) else None
+                if ts is None or not (start <= ts <= end):
+                    continue
+                sha = str(item.get("sha") or "")
+                ref = str(item.get("ref") or sha[:7])
+                payload = item.get("payload") if isinstance(item.get("payload"), dict) else {}
+                out.append(Change(
+                    id=f"gh-{item.get('id')}",
+                    ts=ts,
+                    service=repo.service,
+                    kind=str(payload.get("kind") or "deploy") if payload.get("kind") in KINDS else "deploy",
+                    summary=str(item.get("description") or f"{repo.repo} {ref} to {item.get('environment')}"),
+                    author=str((item.get("creator") or {}).get("login") or ""),
+                    version=ref,
+                    url=f"{self.config.web_url.rstrip('/')}/{repo.repo}/commit/{sha}" if sha else "",
+                    source="github",
+                ))
+        return out
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
+class ChangesConfig(BaseModel):
+    """``changes:`` in sleuth.yml."""
+
+    model_config = {"extra": "forbid"}
+
+    files: list[Path] = Field(default_factory=list)
+    webhook: WebhookConfig | None = None
+    github: GitHubConfig | None = None
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.files or self.webhook or self.github)
+
+
+async def gather_changes(config: ChangesConfig, start: float, end: float) -> tuple[list[Change], list[str]]:
+    """Every change in [start, end] from all configured feeds, and the feeds' failures.
+
+    A failing feed does not hide the others: its reason comes back beside the changes found.
+    """
+    changes: list[Change] = []
+    failures: list[str] = []
+    for path in config.files:
+        try:
+            changes.extend(read_change_file(path, start, end))
+        except SourceError as exc:
+            failures.append(str(exc))
+    if config.webhook:
+        try:
+            store = ChangeStore(config.webhook.store)
+            try:
+                changes.extend(store.between(start, end))
+            finally:
+                store.close()
+        except sqlite3.Error as exc:
+            failures.append(f"change store {config.webhook.store} unreadable: {exc}")
+    if config.github and config.github.repos:
+        client = GitHubDeployments(config.github)
+        try:
+            changes.extend(await client.between(start, end))
+        except SourceError as exc:
+            failures.append(str(exc))
+        finally:
+            await client.aclose()
+    unique = {c.id: c for c in sorted(changes, key=lambda c: c.ts)}
+    return list(unique.values()), failures

@@ -1,0 +1,141 @@
+"""What every HTTP evidence source shares: a typed connection config, an async client with
+timeouts, and a bounded tenacity retry policy.
+
+Only failures that can heal are retried: transport errors (refused, reset, timed out), 5xx, and
+429 (honouring Retry-After, capped). Any other answer is final and becomes a one-line reason.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import time
+from typing import Any
+
+import httpx
+from pydantic import BaseModel, Field
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_exponential_jitter,
+)
+
+
+class SourceError(Exception):
+    """A source failed; ``str(err)`` is one sentence a responder can act on."""
+
+
+class HttpSourceConfig(BaseModel):
+    """Connection settings shared by the HTTP sources (Prometheus, Loki, GitHub)."""
+
+    model_config = {"extra": "forbid"}
+
+    url: str
+    timeout_s: float = Field(5.0, gt=0, description="per-request timeout")
+    attempts: int = Field(3, ge=1, le=10, description="tries per request, the first included")
+    backoff_initial_s: float = Field(0.2, ge=0)
+    backoff_max_s: float = Field(2.0, ge=0)
+    retry_after_max_s: float = Field(5.0, ge=0, description="longest Retry-After honoured")
+    deadline_s: float = Field(15.0, gt=0, description="all tries of one request together")
+    headers: dict[str, str] = Field(default_factory=dict)
+    verify_tls: bool = True
+
+
+def _retryable(exc: BaseException) -> bool:
+    if isinstance(exc, httpx.TransportError):
+        return True
+    if isinstance(exc, httpx.HTTPStatusError):
+        code = exc.response.status_code
+        return code == 429 or code >= 500
+    return False
+
+
+def _retry_after_seconds(response: httpx.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value)
+        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+
+
+class _RetryAfterOrBackoff:
+    """Wait what a 429's Retry-After asks (capped), else exponential backoff with jitter."""
+
+    def __init__(self, config: HttpSourceConfig) -> None:
+        self.cap = config.retry_after_max_s
+        self.backoff = wait_exponential_jitter(
+            initial=config.backoff_initial_s, max=config.backoff_max_s, jitter=config.backoff_initial_s
+        )
+
+    def __call__(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, httpx.HTTPStatusError) and exc.response.status_code == 429:
+            seconds = _retry_after_seconds(exc.response)
+            if seconds is not None:
+                return min(seconds, self.cap)
+        return self.backoff(state)
+
+
+def make_client(config: HttpSourceConfig) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        base_url=config.url.rstrip("/"),
+        timeout=httpx.Timeout(config.timeout_s),
+        headers=config.headers,
+        verify=config.verify_tls,
+        follow_redirects=True,
+    )
+
+
+def describe_failure(name: str, exc: BaseException) -> str:
+    """One sentence for a failed request: what happened, in a responder's words."""
+    if isinstance(exc, httpx.TimeoutException):
+        return f"{name} did not answer in time ({type(exc).__name__})"
+    if isinstance(exc, httpx.ConnectError):
+        return f"{name} is unreachable (connection refused or no route)"
+    if isinstance(exc, httpx.TransportError):
+        return f"{name} connection failed ({type(exc).__name__})"
+    if isinstance(exc, httpx.HTTPStatusError):
+        body = exc.response.text.strip().replace("\n", " ")[:160]
+        return f"{name} answered HTTP {exc.response.status_code}" + (f": {body}" if body else "")
+    if isinstance(exc, SourceError):
+        return str(exc)
+    return f"{name} failed: {exc}"
+
+
+async def request_json(
+    client: httpx.AsyncClient,
+    config: HttpSourceConfig,
+    name: str,
+    method: str,
+    path: str,
+    *,
+    params: Any = None,
+    json_body: Any = None,
+) -> Any:
+    """Send one request under the retry policy and decode its JSON body.
+
+    Raises SourceError with one clear sentence when every try failed or the answer is not JSON.
+    """
+    retrying = AsyncRetrying(
+        retry=retry_if_exception(_retryable),
+        wait=_RetryAfterOrBackoff(config),
+        stop=stop_after_attempt(config.attempts) | stop_after_delay(config.deadline_s),
+        reraise=True,
+    )
+    try:
+        async for attempt in retrying:
+            with attempt:
+                response = await client.request(method, path, params=params, json=json_body)
+                response.raise_for_status()
+    except (httpx.HTTPError, SourceError) as exc:
+        raise SourceError(describe_failure(name, exc)) from exc
+    try:
+        return response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise SourceError(f"{name} answered with malformed JSON ({exc.msg if hasattr(exc, 'msg') else exc})") from exc

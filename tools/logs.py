@@ -1,0 +1,374 @@
+"""Log evidence: JSON-lines and plain-text files (streamed), the Loki HTTP API, and template mining.
+
+Lines become templates with drain3. A template is evidence when it is new after the onset, or when
+its rate jumped; a template as frequent before the onset as after it is background, however loud.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from pydantic import BaseModel, Field
+
+from tools.http import HttpSourceConfig, SourceError, make_client, request_json
+
+LEVELS = ("debug", "info", "warn", "error", "fatal")
+_LEVEL_ALIASES = {
+    "warning": "warn", "err": "error", "critical": "fatal", "crit": "fatal", "panic": "fatal",
+    "trace": "debug", "notice": "info", "information": "info", "severe": "error",
+}
+
+
+@dataclass
+class LogRecord:
+    ts: float
+    service: str
+    level: str
+    message: str
+    fields: dict[str, str] = field(default_factory=dict)
+
+
+def parse_time(value: object) -> float | None:
+    """ISO-8601 (with Z or an offset), Unix seconds, milliseconds or nanoseconds -> Unix seconds."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = float(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        try:
+            number = float(text)
+        except ValueError:
+            try:
+                parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace(" ", "T", 1))
+            except ValueError:
+                return None
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=timezone.utc)
+            return parsed.timestamp()
+    else:
+        return None
+    if number > 1e17:
+        return number / 1e9
+    if number > 1e14:
+        return number / 1e6
+    if number > 1e11:
+        return number / 1e3
+    return number
+
+
+def normalise_level(value: object) -> str:
+    text = str(value or "info").strip().lower()
+    text = _LEVEL_ALIASES.get(text, text)
+    return text if text in LEVELS else "info"
+
+
+_PLAIN = re.compile(
+    r"^(?P<ts>\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?)\s+"
+    r"(?:\[?(?P<level>DEBUG|INFO|WARN|WARNING|ERROR|FATAL|CRITICAL|TRACE)\]?\s+)?"
+    r"(?:(?P<service>[\w.-]+)(?:\[\d+\])?:\s+)?(?P<message>.*)$",
+    re.I,
+)
+_TS_KEYS = ("ts", "time", "timestamp", "@timestamp", "t")
+_MSG_KEYS = ("message", "msg", "log", "text")
+_LEVEL_KEYS = ("level", "severity", "lvl", "log.level")
+_SERVICE_KEYS = ("service", "service.name", "app", "job", "component")
+
+
+def parse_line(line: str, default_service: str = "") -> LogRecord | None:
+    """One line of a JSON-lines or plain-text log; None when it carries no timestamp."""
+    line = line.strip()
+    if not line:
+        return None
+    if line.startswith("{"):
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError:
+            obj = None
+        if isinstance(obj, dict):
+            ts = next((parse_time(obj[k]) for k in _TS_KEYS if k in obj), None)
+            if ts is None:
+                return None
+            message = next((str(obj[k]) for k in _MSG_KEYS if k in obj), "")
+            level = next((obj[k] for k in _LEVEL_KEYS if k in obj), "info")
+            service = next((str(obj[k]) for k in _SERVICE_KEYS if k in obj), default_service)
+            skip = set(_TS_KEYS) | set(_MSG_KEYS) | set(_LEVEL_KEYS) | set(_SERVICE_KEYS)
+            extra = {k: str(v) for k, v in obj.items() if k not in skip and isinstance(v, (str, int, float))}
+            return LogRecord(ts, service, normalise_level(level), message, extra)
+    found = _PLAIN.match(line)
+    if not found:
+        return None
+    ts = parse_time(found.group("ts").replace(",", "."))
+    if ts is None:
+        return None
+    return LogRecord(
+        ts,
+        found.group("service") or default_service,
+        normalise_level(found.group("level")),
+        found.group("message"),
+    )
+
+
+# --- sources ----------------------------------------------------------------------------------
+
+
+class LokiConfig(HttpSourceConfig):
+    service_label: str = "service"
+    json_lines: bool = Field(True, description="lines are JSON; level is read with `| json`")
+    limit: int = Field(5000, ge=1, le=50000, description="lines per query")
+    tenant: str | None = Field(None, description="X-Scope-OrgID for multi-tenant Loki")
+    grafana_url: str | None = None
+    grafana_datasource: str | None = None
+
+
+class LogsConfig(BaseModel):
+    """``logs:`` in sleuth.yml: files, Loki, or both."""
+
+    model_config = {"extra": "forbid"}
+
+    files: list[Path] = Field(default_factory=list)
+    loki: LokiConfig | None = None
+    max_lines: int = Field(2_000_000, ge=1, description="lines read per investigation, at most")
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.files or self.loki)
+
+
+def build_logql(service: str, *, service_label: str = "service", levels: Iterable[str] = (),
+                text: str | None = None, json_lines: bool = True) -> str:
+    """A LogQL query for one service, optionally narrowed by level and a text filter."""
+    value = service.replace("\\", "\\\\").replace('"', '\\"')
+    query = f'{{{service_label}="{value}"}}'
+    if text:
+        query += ' |= "' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    levels = list(levels)
+    if levels:
+        alternatives = "|".join(levels)
+        query += f' | json | level=~"(?i)({alternatives})"' if json_lines else f' |~ "(?i)({alternatives})"'
+    return query
+
+
+def read_files(paths: Iterable[Path], services: set[str] | None, start: float, end: float,
+               max_lines: int) -> Iterator[LogRecord]:
+    """Stream records from files, keeping those of the given services within [start, end]."""
+    read = 0
+    for path in paths:
+        default_service = Path(path).stem
+        try:
+            handle = open(path, encoding="utf-8", errors="replace")
+        except OSError as exc:
+            raise SourceError(f"cannot read log file {path}: {exc.strerror or exc}") from exc
+        with handle:
+            for line in handle:
+                read += 1
+                if read > max_lines:
+                    return
+                record = parse_line(line, default_service)
+                if record is None or not (start <= record.ts <= end):
+                    continue
+                if services is not None and record.service not in services:
+                    continue
+                yield record
+
+
+class LokiClient:
+    def __init__(self, config: LokiConfig) -> None:
+        self.config = config
+        headers = dict(config.headers)
+        if config.tenant:
+            headers["X-Scope-OrgID"] = config.tenant
+        self.client = make_client(config.model_copy(update={"headers": headers}))
+
+    async def query_range(self, query: str, start: float, end: float) -> list[LogRecord]:
+        payload = await request_json(
+            self.client, self.config, "Loki", "GET", "/loki/api/v1/query_range",
+            params={
+                "query": query,
+                "start": str(int(start * 1e9)),
+                "end": str(int(end * 1e9)),
+                "limit": str(self.config.limit),
+                "direction": "forward",
+            },
+        )
+        if not isinstance(payload, dict) or payload.get("status") != "success":
+            raise SourceError(f"Loki refused the query: {payload.get('error') if isinstance(payload, dict) else 'unexpected answer'}")
+        data = payload.get("data") or {}
+        if data.get("resultType") != "streams":
+            raise SourceError(f"Loki answered {data.get('resultType')!r} where streams were expected")
+        records = []
+        for stream in data.get("result", []):
+            labels = stream.get("stream", {})
+            service = labels.get(self.config.service_label, "")
+            for entry in stream.get("values", []):
+                try:
+                    ts_ns, line = entry[0], entry[1]
+                except (IndexError, TypeError, KeyError) as exc:
+                    raise SourceError(f"Loki answered a malformed log entry ({exc})") from exc
+                record = parse_line(line, service) if line.lstrip().startswith("{") else None
+                if record is None:
+                    record = LogRecord(int(ts_ns) / 1e9, service, normalise_level(labels.get("level")), line)
+                record.ts = int(ts_ns) / 1e9
+                record.service = service or record.service
+                records.append(record)
+        records.sort(key=lambda r: r.ts)
+        return records
+
+    def link(self, query: str, start: float, end: float) -> str | None:
+        if not self.config.grafana_url:
+            return None
+        import urllib.parse
+
+        pane = {
+            "datasource": self.config.grafana_datasource or "loki",
+            "queries": [{"refId": "A", "expr": query}],
+            "range": {"from": str(int(start * 1000)), "to": str(int(end * 1000))},
+        }
+        return f"{self.config.grafana_url.rstrip('/')}/explore?left={urllib.parse.quote(json.dumps(pane))}"
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
+# --- template mining --------------------------------------------------------------------------
+
+
+@dataclass
+class Template:
+    """One mined template: its occurrences per minute, levels and one example."""
+
+    id: int
+    text: str
+    service: str
+    example: str
+    first_seen: float
+    minutes: Counter = field(default_factory=Counter)
+    levels: Counter = field(default_factory=Counter)
+    labels: Counter = field(default_factory=Counter)
+
+    @property
+    def count(self) -> int:
+        return sum(self.minutes.values())
+
+    def count_between(self, start: float, end: float) -> int:
+        lo, hi = int(start // 60), int(end // 60)
+        return sum(n for minute, n in self.minutes.items() if lo <= minute < hi)
+
+    @property
+    def worst_level(self) -> str:
+        return max(self.levels, key=LEVELS.index) if self.levels else "info"
+
+
+def _miner():
+    from drain3 import TemplateMiner
+    from drain3.masking import MaskingInstruction
+    from drain3.template_miner_config import TemplateMinerConfig
+
+    config = TemplateMinerConfig()
+    config.drain_sim_th = 0.5
+    config.drain_depth = 4
+    config.drain_max_clusters = 5000
+    config.parametrize_numeric_tokens = True
+    config.masking_instructions = [
+        MaskingInstruction(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}", "UUID"),
+        MaskingInstruction(r"\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b", "IP"),
+        MaskingInstruction(r"\b0x[0-9a-fA-F]+\b|\b[0-9a-f]{12,}\b", "HEX"),
+        MaskingInstruction(r"(?<![A-Za-z])-?\d+(?:\.\d+)?(?:ms|s|us|MB|GB|KB|%)?(?![A-Za-z])", "NUM"),
+    ]
+    config.profiling_enabled = False
+    return TemplateMiner(config=config)
+
+
+# Fields whose values locate a template (which node, which tenant): kept for the analysis.
+LOCATING_FIELDS = ("node", "host", "pod", "tenant", "model", "region", "zone", "instance")
+
+
+class TemplateMiner:
+    """Mines templates per service, record by record, so files and streams of any size fit."""
+
+    def __init__(self) -> None:
+        self._miners: dict[str, object] = {}
+        self.templates: dict[tuple[str, int], Template] = {}
+        self.lines = 0
+
+    def add(self, record: LogRecord) -> None:
+        miner = self._miners.get(record.service)
+        if miner is None:
+            miner = self._miners[record.service] = _miner()
+        result = miner.add_log_message(record.message)  # type: ignore[attr-defined]
+        key = (record.service, result["cluster_id"])
+        template = self.templates.get(key)
+        if template is None:
+            template = self.templates[key] = Template(
+                result["cluster_id"], result["template_mined"], record.service, record.message, record.ts
+            )
+        else:
+            template.text = result["template_mined"]
+            template.first_seen = min(template.first_seen, record.ts)
+        template.minutes[int(record.ts // 60)] += 1
+        template.levels[record.level] += 1
+        for name in LOCATING_FIELDS:
+            if name in record.fields:
+                template.labels[f"{name}={record.fields[name]}"] += 1
+        self.lines += 1
+
+    def add_all(self, records: Iterable[LogRecord]) -> "TemplateMiner":
+        for record in records:
+            self.add(record)
+        return self
+
+
+@dataclass
+class TemplateChange:
+    """How a template behaved after the onset compared with before it."""
+
+    template: Template
+    before: int
+    after: int
+    before_rate: float  # per minute
+    after_rate: float
+    new: bool
+    strength: float  # 0..1
+
+
+def _poisson_surprise(expected: float, observed: int) -> float:
+    """-log10 of the upper tail P(X >= observed) for X ~ Poisson(expected), approximated."""
+    if observed <= expected:
+        return 0.0
+    expected = max(expected, 1e-3)
+    # Chernoff bound: P(X >= k) <= exp(-mu) (e mu / k)^k
+    log_p = -expected + observed * (1 + math.log(expected / observed))
+    return -log_p / math.log(10)
+
+
+def template_changes(templates: Iterable[Template], split: float, start: float, end: float,
+                     min_after: int = 3) -> list[TemplateChange]:
+    """Templates that appeared or whose rate jumped after ``split`` (within [start, end])."""
+    before_minutes = max(1.0, (split - start) / 60)
+    after_minutes = max(1.0, (end - split) / 60)
+    out = []
+    for template in templates:
+        before = template.count_between(start, split)
+        after = template.count_between(split, end + 60)
+        if after < min_after:
+            continue
+        before_rate, after_rate = before / before_minutes, after / after_minutes
+        expected = before_rate * after_minutes
+        surprise = _poisson_surprise(max(expected, 0.5 * after_minutes / before_minutes), after)
+        new = before == 0
+        ratio = after_rate / before_rate if before_rate else math.inf
+        if not (new or (ratio >= 3 and surprise >= 6)):
+            continue
+        severity = {"fatal": 1.0, "error": 1.0, "warn": 0.7}.get(template.worst_level, 0.45)
+        volume = 1 - math.exp(-after / 20)
+        jump = 1.0 if new else min(1.0, math.log10(ratio) / 2)
+        out.append(TemplateChange(template, before, after, before_rate, after_rate, new,
+                                  round(severity * (0.5 + 0.5 * volume) * (0.6 + 0.4 * jump), 3)))
+    out.sort(key=lambda c: -c.strength)
+    return out
+

@@ -1,0 +1,352 @@
+"""Metrics evidence: the Prometheus HTTP API, and an embedded backend over OpenMetrics text.
+
+Both backends answer the same four questions (range query, instant query, series discovery, label
+values) with the same semantics, so an investigation reads the same numbers from either: a range
+query is evaluated at ``start + k*step``, each point taking the latest sample at or before it
+within Prometheus's 5-minute lookback.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import urllib.parse
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Protocol
+
+import numpy as np
+from pydantic import BaseModel, Field, model_validator
+
+from tools.http import HttpSourceConfig, SourceError, make_client, request_json
+
+LOOKBACK_S = 300.0
+DISCOVERY_LABELS = ("service", "job", "app", "pod", "namespace")
+
+
+@dataclass
+class Series:
+    """One time series as returned by a range query."""
+
+    labels: dict[str, str]
+    timestamps: np.ndarray
+    values: np.ndarray
+    query: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.labels.get("__name__", "")
+
+    @property
+    def selector(self) -> str:
+        return selector_for(self.labels)
+
+
+def selector_for(labels: dict[str, str]) -> str:
+    """The plain selector that picks exactly this label set: ``name{a="x",b="y"}``."""
+    name = labels.get("__name__", "")
+    pairs = ",".join(
+        f'{key}="{_escape(value)}"' for key, value in sorted(labels.items()) if key != "__name__"
+    )
+    return f"{name}{{{pairs}}}" if pairs or not name else name
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+# --- plain selectors -------------------------------------------------------------------------
+
+_NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
+_SELECTOR = re.compile(rf"^\s*(?P<name>{_NAME})?\s*(?:\{{(?P<body>.*)\}})?\s*$", re.S)
+_MATCHER = re.compile(
+    r'\s*(?P<label>[a-zA-Z_][a-zA-Z0-9_]*)\s*(?P<op>=~|!~|!=|=)\s*"(?P<value>(?:[^"\\]|\\.)*)"\s*(?:,|$)'
+)
+
+
+@dataclass(frozen=True)
+class Matcher:
+    label: str
+    op: str
+    value: str
+
+    def matches(self, labels: dict[str, str]) -> bool:
+        actual = labels.get(self.label, "")
+        if self.op == "=":
+            return actual == self.value
+        if self.op == "!=":
+            return actual != self.value
+        hit = re.fullmatch(self.value, actual) is not None
+        return hit if self.op == "=~" else not hit
+
+
+def parse_selector(query: str) -> list[Matcher] | None:
+    """Matchers of a plain selector (``name{l="v",m=~"re"}``), or None for anything else."""
+    found = _SELECTOR.match(query)
+    if not found or (not found.group("name") and found.group("body") is None):
+        return None
+    matchers: list[Matcher] = []
+    if found.group("name"):
+        matchers.append(Matcher("__name__", "=", found.group("name")))
+    body = (found.group("body") or "").strip()
+    position = 0
+    while position < len(body):
+        part = _MATCHER.match(body, position)
+        if not part:
+            return None
+        value = re.sub(r"\\(.)", lambda m: "\n" if m.group(1) == "n" else m.group(1), part.group("value"))
+        matchers.append(Matcher(part.group("label"), part.group("op"), value))
+        position = part.end()
+    if not matchers:
+        return None
+    return matchers
+
+
+# --- backends ---------------------------------------------------------------------------------
+
+
+class MetricsBackend(Protocol):
+    name: str
+
+    async def query_range(self, query: str, start: float, end: float, step: float) -> list[Series]: ...
+
+    async def query(self, query: str, at: float) -> list[tuple[dict[str, str], float]]: ...
+
+    async def series(self, matchers: list[str], start: float, end: float) -> list[dict[str, str]]: ...
+
+    async def label_values(self, label: str, start: float, end: float) -> list[str]: ...
+
+    def link(self, query: str, start: float, end: float) -> str | None: ...
+
+    async def aclose(self) -> None: ...
+
+
+class LinkConfig(BaseModel):
+    """Where a human opens a query: Grafana Explore (preferred when set) or Prometheus's graph."""
+
+    model_config = {"extra": "forbid"}
+
+    grafana_url: str | None = None
+    grafana_datasource: str | None = Field(None, description="datasource uid for Explore links")
+    prometheus_url: str | None = Field(None, description="public URL of Prometheus, if not the API URL")
+
+
+def query_link(links: LinkConfig, api_url: str | None, query: str, start: float, end: float) -> str | None:
+    if links.grafana_url:
+        pane = {
+            "datasource": links.grafana_datasource or "prometheus",
+            "queries": [{"refId": "A", "expr": query}],
+            "range": {"from": str(int(start * 1000)), "to": str(int(end * 1000))},
+        }
+        return f"{links.grafana_url.rstrip('/')}/explore?left={urllib.parse.quote(json.dumps(pane))}"
+    base = links.prometheus_url or api_url
+    if not base:
+        return None
+    params = {
+        "g0.expr": query,
+        "g0.tab": "0",
+        "g0.range_input": f"{max(60, int(end - start))}s",
+        "g0.end_input": _prom_time(end),
+    }
+    return f"{base.rstrip('/')}/graph?{urllib.parse.urlencode(params)}"
+
+
+def _prom_time(ts: float) -> str:
+    from tools.diagnosis import iso
+
+    return (iso(ts) or "").replace("T", " ").rstrip("Z")
+
+
+class PrometheusBackend:
+    """The Prometheus HTTP API (also Thanos, Mimir, VictoriaMetrics)."""
+
+    name = "prometheus"
+
+    def __init__(self, config: HttpSourceConfig, links: LinkConfig | None = None) -> None:
+        self.config = config
+        self.links = links or LinkConfig()
+        self.client = make_client(config)
+
+    async def _get(self, path: str, params: list[tuple[str, str]] | dict) -> object:
+        payload = await request_json(self.client, self.config, "Prometheus", "GET", path, params=params)
+        if not isinstance(payload, dict) or payload.get("status") != "success":
+            error = payload.get("error") if isinstance(payload, dict) else None
+            raise SourceError(f"Prometheus refused the query: {error or 'unexpected answer'}")
+        return payload.get("data")
+
+    async def query_range(self, query: str, start: float, end: float, step: float) -> list[Series]:
+        data = await self._get(
+            "/api/v1/query_range", {"query": query, "start": start, "end": end, "step": step}
+        )
+        if not isinstance(data, dict) or not isinstance(data.get("result"), list):
+            raise SourceError("Prometheus answered a range query without a result list")
+        out = []
+        for item in data["result"]:
+            try:
+                pairs = item["values"]
+                ts = np.array([float(p[0]) for p in pairs], dtype=float)
+                vals = np.array([float(p[1]) for p in pairs], dtype=float)
+                out.append(Series(dict(item.get("metric", {})), ts, vals, query))
+            except (KeyError, TypeError, ValueError, IndexError) as exc:
+                raise SourceError(f"Prometheus answered a malformed series ({exc})") from exc
+        return out
+
+    async def query(self, query: str, at: float) -> list[tuple[dict[str, str], float]]:
+        data = await self._get("/api/v1/query", {"query": query, "time": at})
+        if not isinstance(data, dict) or data.get("resultType") != "vector":
+            return []
+        return [(dict(i.get("metric", {})), float(i["value"][1])) for i in data.get("result", [])]
+
+    async def series(self, matchers: list[str], start: float, end: float) -> list[dict[str, str]]:
+        params = [("match[]", m) for m in matchers] + [("start", str(start)), ("end", str(end))]
+        data = await self._get("/api/v1/series", params)
+        return [dict(item) for item in data or []]
+
+    async def label_values(self, label: str, start: float, end: float) -> list[str]:
+        data = await self._get(f"/api/v1/label/{label}/values", {"start": start, "end": end})
+        return sorted(str(v) for v in data or [])
+
+    def link(self, query: str, start: float, end: float) -> str | None:
+        return query_link(self.links, self.config.url, query, start, end)
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
+@dataclass
+class _StoredSeries:
+    labels: dict[str, str]
+    timestamps: np.ndarray
+    values: np.ndarray
+
+
+@dataclass
+class EmbeddedBackend:
+    """Answers plain selectors over OpenMetrics text files, with Prometheus's evaluation rules.
+
+    Loaded once per instance; the demo and the bundled scenarios need no server.
+    """
+
+    paths: list[Path]
+    links: LinkConfig = field(default_factory=LinkConfig)
+    name: str = "embedded"
+    _series: list[_StoredSeries] | None = None
+
+    def _load(self) -> list[_StoredSeries]:
+        if self._series is None:
+            from prometheus_client.openmetrics.parser import text_fd_to_metric_families
+
+            collected: dict[tuple, tuple[list[float], list[float], dict[str, str]]] = {}
+            for path in self.paths:
+                try:
+                    with open(path, encoding="utf-8") as handle:
+                        for family in text_fd_to_metric_families(handle):
+                            for sample in family.samples:
+                                if sample.timestamp is None:
+                                    continue
+                                labels = {"__name__": sample.name, **sample.labels}
+                                key = tuple(sorted(labels.items()))
+                                ts_list, val_list, _ = collected.setdefault(key, ([], [], labels))
+                                stamp = sample.timestamp
+                                ts_list.append(float(getattr(stamp, "sec", stamp)) + getattr(stamp, "nsec", 0) / 1e9)
+                                val_list.append(float(sample.value))
+                except OSError as exc:
+                    raise SourceError(f"cannot read metrics file {path}: {exc.strerror or exc}") from exc
+                except ValueError as exc:
+                    raise SourceError(f"metrics file {path} is not valid OpenMetrics text: {exc}") from exc
+            stored = []
+            for ts_list, val_list, labels in collected.values():
+                order = np.argsort(np.asarray(ts_list), kind="stable")
+                stored.append(_StoredSeries(labels, np.asarray(ts_list)[order], np.asarray(val_list)[order]))
+            self._series = stored
+        return self._series
+
+    def _select(self, query: str) -> list[_StoredSeries]:
+        matchers = parse_selector(query)
+        if matchers is None:
+            raise SourceError(
+                f"the embedded metrics backend answers plain selectors only (metric{{label=\"value\"}}), not {query!r}"
+            )
+        return [s for s in self._load() if all(m.matches(s.labels) for m in matchers)]
+
+    async def query_range(self, query: str, start: float, end: float, step: float) -> list[Series]:
+        if step <= 0:
+            raise SourceError("a range query needs a positive step")
+        grid = start + step * np.arange(int(math.floor((end - start) / step)) + 1)
+        out = []
+        for stored in self._select(query):
+            idx = np.searchsorted(stored.timestamps, grid, side="right") - 1
+            valid = idx >= 0
+            valid[valid] &= (grid[valid] - stored.timestamps[idx[valid]]) <= LOOKBACK_S
+            values = stored.values[idx[valid]]
+            if values.size:
+                out.append(Series(dict(stored.labels), grid[valid].copy(), values.copy(), query))
+        return out
+
+    async def query(self, query: str, at: float) -> list[tuple[dict[str, str], float]]:
+        return [
+            (s.labels, float(s.values[-1]))
+            for s in await self.query_range(query, at, at, 1.0)
+        ]
+
+    async def series(self, matchers: list[str], start: float, end: float) -> list[dict[str, str]]:
+        seen: dict[tuple, dict[str, str]] = {}
+        for matcher in matchers:
+            for stored in self._select(matcher):
+                lo = np.searchsorted(stored.timestamps, start, side="left")
+                if lo < stored.timestamps.size and stored.timestamps[lo] <= end:
+                    seen[tuple(sorted(stored.labels.items()))] = dict(stored.labels)
+        return list(seen.values())
+
+    async def label_values(self, label: str, start: float, end: float) -> list[str]:
+        labels = await self.series([f'{{{label}=~".+"}}'], start, end)
+        return sorted({l[label] for l in labels})
+
+    def link(self, query: str, start: float, end: float) -> str | None:
+        return query_link(self.links, None, query, start, end)
+
+    async def aclose(self) -> None:
+        return None
+
+
+# --- configuration ----------------------------------------------------------------------------
+
+
+class MetricsConfig(BaseModel):
+    """``metrics:`` in sleuth.yml: a Prometheus-compatible API, or OpenMetrics files."""
+
+    model_config = {"extra": "forbid"}
+
+    prometheus: HttpSourceConfig | None = None
+    openmetrics: list[Path] = Field(default_factory=list, description="OpenMetrics text files")
+    step_s: float = Field(60.0, gt=0, description="resolution of range queries")
+    links: LinkConfig = Field(default_factory=LinkConfig)
+
+    @model_validator(mode="after")
+    def _one_backend(self) -> "MetricsConfig":
+        if self.prometheus and self.openmetrics:
+            raise ValueError("set either prometheus or openmetrics, not both")
+        return self
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.prometheus or self.openmetrics)
+
+
+def open_backend(config: MetricsConfig) -> MetricsBackend | None:
+    if config.prometheus:
+        return PrometheusBackend(config.prometheus, config.links)
+    if config.openmetrics:
+        return EmbeddedBackend(list(config.openmetrics), config.links)
+    return None
+
+
+def discovery_matchers(component: str, labels: Iterable[str] = DISCOVERY_LABELS) -> list[str]:
+    """Selectors that find every series belonging to a component, by its usual labels."""
+    value = _escape(component)
+    # Pods carry the workload name plus a generated suffix, so they match by prefix.
+    return [
+        f'{{{label}=~"{_escape(re.escape(component))}-.+"}}' if label == "pod" else f'{{{label}="{value}"}}'
+        for label in labels
+    ]
