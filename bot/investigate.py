@@ -96,9 +96,10 @@ async def _gather_metrics(config: SleuthConfig, components: list[str] | None, se
     try:
         # Which components exist: label discovery (service, job, app, ...), plus the topology.
         names: set[str] = set()
-        for label in DISCOVERY_LABELS[:3]:
-            queries += 1
-            names.update(await backend.label_values(label, start, end))
+        labels = DISCOVERY_LABELS[:3]
+        queries += len(labels)
+        for values in await asyncio.gather(*(backend.label_values(label, start, end) for label in labels)):
+            names.update(values)
         known.extend(sorted(names))
         if components is None:
             wanted = sorted(names | set(config.services))
@@ -167,7 +168,9 @@ def _selector(labels: dict[str, str]) -> str:
 
 async def _gather_logs(config: SleuthConfig, components: list[str] | None, start: float, split: float,
                        end: float, out: _Gathered) -> SourceReport:
+    """Mine the logs of ``components`` (None: every service the log source knows)."""
     logs = config.logs
+    max_components = config.investigation.max_components
     if not logs.configured:
         return SourceReport("not_configured", "no log source in the config (logs.files or logs.loki)")
     queries = 0
@@ -186,13 +189,18 @@ async def _gather_logs(config: SleuthConfig, components: list[str] | None, start
     if logs.loki:
         client = LokiClient(logs.loki)
         try:
-            targets = components or []
+            targets = components
+            if not targets:
+                queries += 1
+                targets = (await client.services(start, end))[:max_components]
             for component in targets:
                 query = build_logql(component, service_label=logs.loki.service_label, json_lines=logs.loki.json_lines)
                 out.log_queries[component] = query
-                for lo, hi in ((start, split), (split, end)):
-                    queries += 1
-                    records = await client.query_range(query, lo, hi)
+                # Before and after the window start separately, so a busy window cannot crowd
+                # the baseline out of the line limit (or the other way round).
+                halves = await asyncio.gather(*(client.query_range(query, lo, hi) for lo, hi in ((start, split), (split, end))))
+                queries += 2
+                for records in halves:
                     if len(records) >= logs.loki.limit:
                         notes.append(f"{component}: Loki returned its limit of {logs.loki.limit} lines; counts are a sample")
                     out.miner.add_all(records)

@@ -219,6 +219,16 @@ class LokiClient:
         records.sort(key=lambda r: r.ts)
         return records
 
+    async def services(self, start: float, end: float) -> list[str]:
+        """Values of the service label that have lines in [start, end]."""
+        payload = await request_json(
+            self.client, self.config, "Loki", "GET", f"/loki/api/v1/label/{self.config.service_label}/values",
+            params={"start": str(int(start * 1e9)), "end": str(int(end * 1e9))},
+        )
+        if not isinstance(payload, dict) or payload.get("status") != "success":
+            raise SourceError("Loki refused the label query")
+        return sorted(str(v) for v in payload.get("data") or [])
+
     def link(self, query: str, start: float, end: float) -> str | None:
         if not self.config.grafana_url:
             return None

@@ -1,0 +1,130 @@
+"""The deterministic investigation end to end on scenario folders built here (not the bundled ones)."""
+
+import numpy as np
+import pytest
+
+from bot.investigate import RequestError, investigate
+from bot.scenario import load_scenario
+from tests.factory import AT, ScenarioBuilder, bad_deploy, daily, iso, step_up
+
+
+async def diagnose(folder, **overrides):
+    scenario = load_scenario(folder)
+    for key, value in overrides.items():
+        setattr(scenario.request, key, value)
+    return await investigate(scenario.request, scenario.config)
+
+
+async def test_bad_deploy_wins_over_a_decoy_deploy_on_a_healthy_service(tmp_path):
+    d = await diagnose(bad_deploy(tmp_path / "s"))
+    top = d.hypotheses[0]
+    assert (top.category, top.component, top.status) == ("code_change", "checkout", "supported")
+    assert abs(np.datetime64(d.incident["onset"].rstrip("Z")) - np.datetime64(iso(AT - 1800).rstrip("Z"))) <= np.timedelta64(120, "s")
+    by_id = d.evidence_by_id()
+    cited = {by_id[e].source for e in top.evidence}
+    assert cited == {"metrics", "logs", "changes"}
+    # The decoy is named and refuted, not silently ignored.
+    decoy = [h for h in d.hypotheses if h.component == "search"]
+    assert decoy and all(h.status == "refuted" for h in decoy)
+    # The steady "cache miss" warning is background, not evidence.
+    assert not any("cache miss" in e.summary for e in d.evidence)
+    first = d.mitigations[0]
+    assert (first.action, first.target, first.requires_approval) == ("rollback", "checkout to v2.14.0", True)
+    assert "http_error_ratio" in first.verify
+
+
+async def test_saturated_dependency_that_went_first_outranks_the_service_that_shows_it(tmp_path):
+    b = ScenarioBuilder(symptom="orders API is throwing errors", service="orders",
+                        services={"orders": ["orders-db", "inventory"]})
+    ts, onset = b.ts, AT - 20 * 60
+    pool = np.clip(daily(ts, 0.45, noise=0.04, seed=1), 0, 1)
+    pool[ts >= onset - 180] = 0.99
+    b.metric("db_connection_pool_utilization_ratio", {"service": "orders-db"}, pool)
+    b.metric("http_error_ratio", {"service": "orders"}, step_up(ts, daily(ts, 0.003, noise=0.1, seed=2), onset, 0.08))
+    b.metric("http_error_ratio", {"service": "inventory"}, daily(ts, 0.003, noise=0.1, seed=3))
+    b.metric("http_request_latency_p99_seconds", {"service": "orders-db"}, step_up(ts, daily(ts, 0.05, noise=0.05, seed=4), onset - 120, 0.9))
+    for t in np.arange(onset - 180, AT, 20.0):
+        b.log(t, "orders-db", "error", f"remaining connection slots are reserved: too many connections (pid {int(t) % 977})")
+    d = await diagnose(b.write(tmp_path / "s"))
+    top = d.hypotheses[0]
+    assert (top.category, top.component) == ("capacity", "orders-db")
+    assert d.mitigations[0].action == "scale_out" and d.mitigations[0].target == "orders-db"
+
+
+async def test_gpu_faults_on_one_node_point_at_that_node(tmp_path):
+    b = ScenarioBuilder(symptom="time to first token is terrible on the chat endpoint", service="llm-serving")
+    ts, onset = b.ts, AT - 15 * 60
+    for i, node in enumerate(("gpu-1", "gpu-2", "gpu-3")):
+        xid = np.zeros_like(ts)
+        if node == "gpu-2":
+            xid[ts >= onset - 60] = 3 + (np.arange((ts >= onset - 60).sum()) % 3)
+        b.metric("gpu_xid_errors", {"service": "llm-serving", "node": node}, xid)
+        b.metric("gpu_utilization_ratio", {"service": "llm-serving", "node": node}, np.clip(daily(ts, 0.7, noise=0.03, seed=i), 0, 1))
+    b.metric("llm_time_to_first_token_p99_seconds", {"service": "llm-serving"}, step_up(ts, daily(ts, 0.8, noise=0.06, seed=9), onset, 2.5))
+    for t in np.arange(onset - 60, AT, 15.0):
+        b.log(t, "llm-serving", "error", "NVRM: Xid (PCI:0000:3b:00): 79, GPU has fallen off the bus", node="gpu-2")
+    d = await diagnose(b.write(tmp_path / "s"))
+    top = d.hypotheses[0]
+    assert (top.category, top.component, top.scope.get("node")) == ("infrastructure", "llm-serving", "gpu-2")
+    assert (d.mitigations[0].action, d.mitigations[0].target) == ("drain_node", "gpu-2")
+
+
+async def test_one_tenants_surge_is_rate_limited_not_the_whole_service(tmp_path):
+    b = ScenarioBuilder(symptom="LLM spend is exploding this hour", service="llm-gateway")
+    ts, onset = b.ts, AT - 25 * 60
+    for i, tenant in enumerate(("acme", "globex", "initech")):
+        rps = daily(ts, 5.0, noise=0.05, seed=i)
+        if tenant == "globex":
+            rps = step_up(ts, rps, onset, 60.0)
+        b.metric("llm_requests_per_second", {"service": "llm-gateway", "tenant": tenant}, rps)
+    b.metric("llm_cost_usd_per_minute", {"service": "llm-gateway"}, step_up(ts, daily(ts, 2.0, noise=0.05, seed=7), onset, 20.0))
+    d = await diagnose(b.write(tmp_path / "s"))
+    top = d.hypotheses[0]
+    assert (top.category, top.component, top.scope.get("tenant")) == ("traffic_surge", "llm-gateway", "globex")
+    assert d.mitigations[0].action == "rate_limit" and "globex" in d.mitigations[0].target
+
+
+async def test_quality_drop_after_a_model_swap_with_no_errors(tmp_path):
+    b = ScenarioBuilder(symptom="users report the assistant makes up answers", service="assistant")
+    ts, onset = b.ts, AT - 30 * 60
+    b.metric("llm_eval_score", {"service": "assistant"}, step_up(ts, daily(ts, 0.86, amplitude=0.01, noise=0.01, seed=1), onset, -0.2))
+    b.metric("llm_hallucination_ratio", {"service": "assistant"}, step_up(ts, daily(ts, 0.03, amplitude=0.05, noise=0.1, seed=2), onset, 0.15))
+    b.metric("http_error_ratio", {"service": "assistant"}, daily(ts, 0.002, noise=0.1, seed=3))
+    b.change("chg-9", onset - 4 * 60, "assistant", "model", "assistant model gpt-x-0611 -> gpt-x-0901",
+             version="gpt-x-0901", previous_version="gpt-x-0611")
+    d = await diagnose(b.write(tmp_path / "s"))
+    top = d.hypotheses[0]
+    assert (top.category, top.component) == ("data_or_model", "assistant")
+    assert (d.mitigations[0].action, d.mitigations[0].target) == ("model_rollback", "assistant to gpt-x-0611")
+
+
+async def test_nothing_wrong_anywhere_is_unknown_and_escalates(tmp_path):
+    b = ScenarioBuilder(symptom="checkout feels slow", service="checkout")
+    ts = b.ts
+    b.metric("http_request_latency_p99_seconds", {"service": "checkout"}, daily(ts, 0.3, noise=0.05, seed=1))
+    d = await diagnose(b.write(tmp_path / "s"))
+    assert d.hypotheses[0].category == "unknown"
+    assert {m.action for m in d.mitigations} <= {"escalate", "monitor"}
+    assert all(not m.requires_approval for m in d.mitigations)
+
+
+async def test_every_source_failing_still_returns_a_diagnosis(tmp_path):
+    folder = bad_deploy(tmp_path / "s")
+    (folder / "metrics.om").write_text("this is not openmetrics\n")
+    (folder / "changes.jsonl").write_text('{"id": "x", "service": "checkout"}\n')
+    (folder / "logs.jsonl").unlink()
+    d = await diagnose(folder)
+    assert d.sources["metrics"].status == "error" and "OpenMetrics" in d.sources["metrics"].reason
+    assert d.sources["changes"].status == "error" and "line 1" in d.sources["changes"].reason
+    assert d.sources["logs"].status == "not_configured"
+    assert d.hypotheses and d.hypotheses[0].category == "unknown"
+
+
+async def test_bad_requests_are_one_sentence(tmp_path):
+    folder = bad_deploy(tmp_path / "s")
+    with pytest.raises(RequestError, match="symptom is empty"):
+        await diagnose(folder, symptom="   ")
+    with pytest.raises(RequestError, match="unknown service 'nope'.*checkout"):
+        await diagnose(folder, service="nope")
+    with pytest.raises(RequestError, match="not a duration"):
+        await diagnose(folder, window="soon")
