@@ -64,6 +64,7 @@ class _Gathered:
     links: dict[str, str] = field(default_factory=dict)
     miner: TemplateMiner = field(default_factory=TemplateMiner)
     log_queries: dict[str, str] = field(default_factory=dict)
+    log_links: dict[str, str] = field(default_factory=dict)
     changes: list = field(default_factory=list)
     change_queries: list[str] = field(default_factory=list)
 
@@ -196,6 +197,9 @@ async def _gather_logs(config: SleuthConfig, components: list[str] | None, start
             for component in targets:
                 query = build_logql(component, service_label=logs.loki.service_label, json_lines=logs.loki.json_lines)
                 out.log_queries[component] = query
+                link = client.link(query, start, end)
+                if link:
+                    out.log_links[component] = link
                 # Before and after the window start separately, so a busy window cannot crowd
                 # the baseline out of the line limit (or the other way round).
                 halves = await asyncio.gather(*(client.query_range(query, lo, hi) for lo, hi in ((start, split), (split, end))))
@@ -261,11 +265,16 @@ async def run_investigation(request: InvestigationRequest, config: SleuthConfig,
     """``investigate``, keeping the observations beside the diagnosis."""
     started = time.perf_counter()
     symptom = _validate(request)
-    at = request.at if request.at is not None else time.time()
+    now = time.time()
+    at = request.at if request.at is not None else now
+    if at > now + 60:
+        raise RequestError(f"the time {iso(at)} is in the future; investigate a time that has passed")
     try:
         window_s = parse_duration(request.window or config.investigation.window)
     except ValueError as exc:
         raise RequestError(f"window: {exc}") from exc
+    if window_s > 7 * DAY_S:
+        raise RequestError("the window is longer than 7 days; narrow it (e.g. --window 2h) so the onset means something")
     baseline_s = parse_duration(config.investigation.baseline)
     lookback_s = parse_duration(config.investigation.change_lookback)
     timeout_s = parse_duration(config.investigation.source_timeout)
@@ -298,6 +307,7 @@ async def run_investigation(request: InvestigationRequest, config: SleuthConfig,
         topology={name: svc.depends_on for name, svc in config.services.items()},
         series=gathered.series, signal_names=gathered.signal_names, links=gathered.links,
         templates=list(gathered.miner.templates.values()), log_queries=gathered.log_queries,
+        log_links=gathered.log_links,
         changes=gathered.changes, change_queries=gathered.change_queries,
     )
     diagnosis = analyse(observations)

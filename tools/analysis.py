@@ -14,6 +14,7 @@ log templates, changes) and:
 from __future__ import annotations
 
 import math
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Iterable
@@ -48,6 +49,7 @@ class Observations:
     links: dict[str, str] = field(default_factory=dict)  # query -> link
     templates: list[Template] = field(default_factory=list)
     log_queries: dict[str, str] = field(default_factory=dict)  # component -> query
+    log_links: dict[str, str] = field(default_factory=dict)  # component -> link
     changes: list[Change] = field(default_factory=list)
     change_queries: list[str] = field(default_factory=list)
 
@@ -144,7 +146,8 @@ def _pick_service(obs: Observations, profiles: dict[str, Profile], symptoms: lis
     if obs.service:
         return obs.service
     text = obs.symptom_text.lower()
-    named = [c for c in sorted(set(profiles) | set(obs.topology), key=len, reverse=True) if c.lower() in text]
+    named = [c for c in sorted(set(profiles) | set(obs.topology), key=len, reverse=True)
+             if re.search(rf"(?<![\w-]){re.escape(c.lower())}(?![\w-])", text)]
     if named:
         return named[0]
     # Otherwise the component whose symptom signals departed the most.
@@ -263,12 +266,13 @@ def _log_evidence(obs: Observations, profiles: dict[str, Profile], split: float,
             summary=f"[{t.worst_level}] {t.text} ({what}){' on ' + where if where else ''}; e.g. {t.example[:200]}",
             onset=iso(max(t.first_seen, split) if not item.new else t.first_seen),
             score=item.strength,
+            link=obs.log_links.get(t.service),
             component=t.service,
             details={"template": t.text, "new": item.new, "before": item.before, "after": item.after,
                      "level": t.worst_level, "labels": dict(t.labels.most_common(5)),
                      "hints": cause_hints(t.text + " " + t.example)},
         ))
-        item.template.__dict__["evidence_id"] = f"l{number}"
+        item.evidence_id = f"l{number}"
 
 
 def _change_evidence(obs: Observations, profiles: dict[str, Profile], split: float,
@@ -370,7 +374,7 @@ def _candidates(obs: Observations, profiles: dict[str, Profile], service: str | 
         core = profile.strength * _earliness(profile, onset) * relation
         metric_ids = [a.evidence_id for a in profile.anomalies[:3] if a.evidence_id]
         signatures = _signature_support(profile)
-        log_items = [t for t in profile.templates if t.template.__dict__.get("evidence_id")]
+        log_items = [t for t in profile.templates if t.evidence_id]
 
         # Support by category, from the three kinds of evidence.
         support: dict[str, dict[str, float]] = defaultdict(dict)
@@ -392,7 +396,7 @@ def _candidates(obs: Observations, profiles: dict[str, Profile], service: str | 
         # New or spiking error logs in a component support every cause located there, weakly;
         # phrases that name a cause (Xid, pool exhausted, 429 from upstream) support it strongly.
         generic = max((t.strength for t in log_items if t.template.worst_level in ("error", "fatal")), default=0.0)
-        generic_ids = [t.template.__dict__["evidence_id"] for t in log_items[:2]
+        generic_ids = [t.evidence_id for t in log_items[:2]
                        if t.template.worst_level in ("error", "fatal")]
         for item in log_items:
             hints = cause_hints(item.template.text + " " + item.template.example)
@@ -402,7 +406,7 @@ def _candidates(obs: Observations, profiles: dict[str, Profile], service: str | 
                     support[category]["logs"] = strength
                     reasons[category].append(f"log '{item.template.text[:90]}' "
                                              f"{'appeared' if item.new else 'spiked'} ({item.after} lines)")
-                evidence[category].append(item.template.__dict__["evidence_id"])
+                evidence[category].append(item.evidence_id)
                 where = [label.split("=", 1) for label, _ in item.template.labels.most_common(1)]
                 if where and where[0][0] in SCOPE_LABELS and len(item.template.labels) <= 2:
                     scopes[category].setdefault(where[0][0], where[0][1])

@@ -344,6 +344,7 @@ class TemplateChange:
     after_rate: float
     new: bool
     strength: float  # 0..1
+    evidence_id: str = ""  # set when the analysis cites it
 
 
 def _poisson_surprise(expected: float, observed: int) -> float:

@@ -1,0 +1,70 @@
+"""Log lines: formats users have, template mining, and what counts as a change in a template."""
+
+import json
+
+import pytest
+
+from tools.logs import LogRecord, TemplateMiner, build_logql, parse_line, read_files, template_changes
+
+T0 = 1_773_150_000.0  # a minute boundary
+
+
+@pytest.mark.parametrize(("line", "expected"), [
+    ('{"ts": "2026-03-10T14:05:00Z", "service": "api", "level": "ERROR", "message": "boom 42"}',
+     (1773151500.0, "api", "error", "boom 42")),
+    ('{"timestamp": 1773151500123, "app": "api", "severity": "warning", "msg": "slow"}',
+     (1773151500.123, "api", "warn", "slow")),
+    ('{"@timestamp": "2026-03-10T15:05:00+01:00", "log": "x"}', (1773151500.0, "default", "info", "x")),
+    ("2026-03-10T14:05:00Z ERROR api[123]: upstream timed out", (1773151500.0, "api", "error", "upstream timed out")),
+    ("2026-03-10 14:05:00,250 [WARN] pool at 95%", (1773151500.25, "default", "warn", "pool at 95%")),
+])
+def test_formats(line, expected):
+    record = parse_line(line, "default")
+    assert (round(record.ts, 3), record.service, record.level, record.message) == expected
+
+
+@pytest.mark.parametrize("line", ["", "   ", "no timestamp here", '{"message": "no time"}', "{not json"])
+def test_lines_without_a_time_are_skipped(line):
+    assert parse_line(line) is None
+
+
+def test_files_stream_and_filter_by_service_and_time(tmp_path):
+    path = tmp_path / "app.jsonl"
+    with open(path, "w") as handle:
+        for i in range(100):
+            handle.write(json.dumps({"ts": T0 + i, "service": "a" if i % 2 else "b", "message": f"m {i}"}) + "\n")
+        handle.write("garbage line\n")
+    records = list(read_files([path], {"a"}, T0 + 10, T0 + 19, 10_000))
+    assert [int(r.ts - T0) for r in records] == [11, 13, 15, 17, 19]
+    assert len(list(read_files([path], None, 0, 2e9, 30))) == 30  # max_lines bounds the read
+
+
+def mine(lines):
+    return list(TemplateMiner().add_all(LogRecord(ts, "api", level, msg) for ts, level, msg in lines).templates.values())
+
+
+def test_new_spiking_and_steady_templates():
+    split = T0 + 3600
+    lines = []
+    for i in range(0, 7200, 10):  # steady noise: every 10 s before and after
+        lines.append((T0 + i, "warn", f"cache miss for key user:{i * 7}"))
+    for i in range(0, 3600, 600):  # rare before, frequent after
+        lines.append((T0 + i, "error", f"upstream payments returned 503 after {i % 900}ms"))
+    for i in range(3600, 7200, 20):
+        lines.append((T0 + i, "error", f"upstream payments returned 503 after {i % 900}ms"))
+    for i in range(3700, 7200, 30):  # new after the split
+        lines.append((T0 + i, "error", f"NullPointerException in Cart.total cart={i}"))
+    lines.sort()
+    found = {c.template.text: c for c in template_changes(mine(lines), split, T0, T0 + 7200)}
+    assert not any("cache miss" in text for text in found)
+    new = next(c for text, c in found.items() if "NullPointerException" in text)
+    assert new.new and new.before == 0 and new.after > 100
+    spike = next(c for text, c in found.items() if "upstream payments" in text)
+    assert not spike.new and spike.after_rate > 5 * spike.before_rate
+
+
+def test_logql():
+    assert build_logql("checkout") == '{service="checkout"}'
+    assert build_logql("checkout", levels=["error", "warn"], text='say "hi"') == (
+        '{service="checkout"} |= "say \\"hi\\"" | json | level=~"(?i)(error|warn)"')
+    assert build_logql("api", service_label="app", levels=["error"], json_lines=False) == '{app="api"} |~ "(?i)(error)"'
