@@ -40,10 +40,14 @@ def _guard(work: Callable[[], Any]) -> Any:
         _fail("interrupted")
 
 
-def _console(err: bool = False):
+def _console(err: bool = False, width: int | None = None):
+    """A console; when output is not a terminal, ``width`` keeps wide tables from wrapping."""
     from rich.console import Console
 
-    return Console(stderr=err)
+    console = Console(stderr=err)
+    if width and not console.is_terminal:
+        console = Console(stderr=err, width=width)
+    return console
 
 
 def _run(request, config, *, as_json: bool, charts: Optional[Path]) -> None:
@@ -78,7 +82,9 @@ def _run(request, config, *, as_json: bool, charts: Optional[Path]) -> None:
 
 @app.command()
 def diagnose(
-    symptom: str = typer.Argument(..., help="the symptom or alert text, e.g. \"checkout returns 500s\""),
+    symptom: Optional[str] = typer.Argument(
+        None, help="the symptom or alert text, e.g. \"checkout returns 500s\" (with --scenario: its own by default)"
+    ),
     service: Optional[str] = typer.Option(None, "--service", "-s", help="the service users see failing"),
     at: Optional[str] = typer.Option(None, "--at", help="ISO-8601 time of the question (default: now)"),
     window: Optional[str] = typer.Option(None, "--window", "-w", help="how far back to look for the onset, e.g. 1h"),
@@ -95,17 +101,17 @@ def diagnose(
         from bot.scenario import load_scenario
 
         base = load_config(config)
+        # A scenario supplies the question's defaults; what is given on the command line wins.
+        defaults = InvestigationRequest(symptom="")
+        cfg = base
         if scenario is not None:
             loaded = load_scenario(scenario, base)
-            cfg = loaded.config
-            default_at = loaded.request.at
-        else:
-            cfg, default_at = base, None
+            cfg, defaults = loaded.config, loaded.request
         request = InvestigationRequest(
-            symptom=symptom,
-            service=service,
-            at=parse_at(at) if at else default_at,
-            window=window,
+            symptom=symptom if symptom is not None else defaults.symptom,
+            service=service or defaults.service,
+            at=parse_at(at) if at else defaults.at,
+            window=window or defaults.window,
         )
         _run(request, cfg, as_json=as_json, charts=charts)
 
@@ -165,7 +171,7 @@ def eval_(
                           mark[s.category_top3], mark[s.component_top3], mark[s.mitigation_top1],
                           "[red]chosen[/red]" if s.decoy_chosen else "-", ",".join(s.failed_sources) or "-",
                           f"{s.time_ms:.0f}")
-        console = _console()
+        console = _console(width=150)
         console.print(table)
         summary = summarise(scores)
         console.print("  ".join(f"{k}={summary[k]:.2f}" for k in RATES)

@@ -68,6 +68,7 @@ class Profile:
     """How one component behaved in the window."""
 
     name: str
+    series: list[Series] = field(default_factory=list)
     anomalies: list[SeriesAnomaly] = field(default_factory=list)
     templates: list[TemplateChange] = field(default_factory=list)
     changes: list[Change] = field(default_factory=list)
@@ -119,17 +120,52 @@ def _noisy_or(values: Iterable[float]) -> float:
     return 1 - out
 
 
-def _neighbours(topology: dict[str, list[str]], service: str) -> set[str]:
-    near = set(topology.get(service, []))
-    near |= {name for name, deps in topology.items() if service in deps}
-    return near
+def _upstream(topology: dict[str, list[str]], component: str) -> set[str]:
+    """Everything ``component`` depends on, directly or through others."""
+    seen: set[str] = set()
+    todo = list(topology.get(component, []))
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            todo.extend(topology.get(name, []))
+    return seen
+
+
+def _related(topology: dict[str, list[str]], service: str) -> set[str]:
+    """Components on the service's dependency paths: what it depends on and what depends on it."""
+    return _upstream(topology, service) | {name for name in topology if service in _upstream(topology, name)}
+
+
+def _mentions(profile: "Profile", names: Iterable[str]) -> set[str]:
+    """Other components named in this component's new or spiking warnings and errors."""
+    text = " ".join(f"{t.template.text} {t.template.example}" for t in profile.templates
+                    if t.template.worst_level in ("warn", "error", "fatal")).lower()
+    return {n for n in names if n != profile.name and re.search(rf"(?<![\w-]){re.escape(n.lower())}(?![\w-])", text)}
+
+
+def _victim_of(profile: "Profile", profiles: dict[str, "Profile"], topology: dict[str, list[str]]) -> str | None:
+    """The component whose failure this one is a knock-on effect of, if any.
+
+    A component is a victim when something it depends on (by the topology, or by naming it in its
+    own new error logs) departed from normal no later than it did.
+    """
+    if profile.onset is None:
+        return None
+    suspects = _upstream(topology, profile.name) | _mentions(profile, profiles)
+    earlier = [
+        (other.onset, name) for name in suspects
+        if (other := profiles.get(name)) is not None and other.onset is not None
+        and other.strength >= 0.3 and other.onset <= profile.onset
+    ]
+    return min(earlier)[1] if earlier else None
 
 
 # --- analysis -----------------------------------------------------------------------------------
 
 
 def _score_series(obs: Observations) -> dict[str, Profile]:
-    profiles: dict[str, Profile] = {name: Profile(name) for name in obs.series}
+    profiles: dict[str, Profile] = {name: Profile(name, list(series)) for name, series in obs.series.items()}
     for component, series_list in obs.series.items():
         for series in series_list:
             name = obs.signal_names.get(series.query)
@@ -337,6 +373,23 @@ def _scope(items: list[SeriesAnomaly], profile: Profile) -> dict[str, str]:
     return scope
 
 
+NODE_LABELS = ("node", "host", "instance")
+
+
+def _confined(item: SeriesAnomaly, profile: Profile) -> bool:
+    """True when the series is one node's among several of the same metric, and the only one that departed."""
+    for label in NODE_LABELS:
+        value = item.series.labels.get(label)
+        if not value:
+            continue
+        siblings = {s.labels.get(label) for s in profile.series if s.name == item.series.name and s.labels.get(label)}
+        departed = {a.series.labels.get(label) for a in profile.anomalies
+                    if a.series.name == item.series.name and a.anomaly.score >= 0.1}
+        if len(siblings) >= 2 and departed == {value}:
+            return True
+    return False
+
+
 def _signature_support(profile: Profile) -> dict[str, tuple[float, list[SeriesAnomaly]]]:
     """Metric patterns that point at a category by themselves."""
     found: dict[str, tuple[float, list[SeriesAnomaly]]] = {}
@@ -347,6 +400,9 @@ def _signature_support(profile: Profile) -> dict[str, tuple[float, list[SeriesAn
 
     anomalies = [a for a in profile.anomalies if a.anomaly.score >= 0.1]
     add("infrastructure", [a for a in anomalies if a.signal.kind == "hardware"])
+    if "infrastructure" not in found:
+        # One node, host or instance failing while its siblings carry on is a place, not a load.
+        add("infrastructure", [a for a in anomalies if _confined(a, profile)], 0.7)
     saturated = [
         a for a in anomalies
         if a.signal.kind == "saturation" and a.anomaly.direction == "up"
@@ -363,7 +419,7 @@ def _signature_support(profile: Profile) -> dict[str, tuple[float, list[SeriesAn
 
 def _candidates(obs: Observations, profiles: dict[str, Profile], service: str | None, split: float,
                 onset: float | None, change_ids: dict[str, str]) -> list[Candidate]:
-    near = _neighbours(obs.topology, service) if service else set()
+    near = _related(obs.topology, service) if service else set()
     service_core = 0.0
     if service and service in profiles:
         service_core = profiles[service].strength
@@ -372,6 +428,9 @@ def _candidates(obs: Observations, profiles: dict[str, Profile], service: str | 
         name = profile.name
         relation = 1.0 if name == service or name in near else 0.75
         core = profile.strength * _earliness(profile, onset) * relation
+        victim_of = _victim_of(profile, profiles, obs.topology)
+        if victim_of:
+            core *= 0.4
         metric_ids = [a.evidence_id for a in profile.anomalies[:3] if a.evidence_id]
         signatures = _signature_support(profile)
         log_items = [t for t in profile.templates if t.evidence_id]
@@ -422,10 +481,14 @@ def _candidates(obs: Observations, profiles: dict[str, Profile], service: str | 
                 chosen_change[category] = change
             evidence[category].append(change_ids.get(change.id, change.id))
 
-        # A component that went wrong with nothing more specific: a failing dependency or unknown.
+        # A component that went wrong with nothing more specific: from the service's side, a
+        # failing dependency; the service itself, unknown.
         if core > 0 and not support:
             category = "dependency" if name != service else "unknown"
             support[category]["metrics"] = 0.0
+        if victim_of:
+            for category in support:
+                reasons[category].append(f"but {victim_of} went wrong no later, and {name} depends on it")
 
         for category, parts in support.items():
             if generic and parts.get("logs", 0.0) < 0.5 * generic:

@@ -20,7 +20,8 @@ from tenacity import (
     retry_if_exception,
     stop_after_attempt,
     stop_after_delay,
-    wait_exponential_jitter,
+    wait_exponential,
+    wait_random,
 )
 
 
@@ -69,8 +70,8 @@ class _RetryAfterOrBackoff:
 
     def __init__(self, config: HttpSourceConfig) -> None:
         self.cap = config.retry_after_max_s
-        self.backoff = wait_exponential_jitter(
-            initial=config.backoff_initial_s, max=config.backoff_max_s, jitter=config.backoff_initial_s
+        self.backoff = wait_exponential(multiplier=config.backoff_initial_s, max=config.backoff_max_s) + wait_random(
+            0, config.backoff_initial_s
         )
 
     def __call__(self, state: RetryCallState) -> float:

@@ -55,7 +55,7 @@ _SYMPTOM_WORDS: dict[str, tuple[str, ...]] = {
         r"truncat", r"unsafe", r"nonsense", r"gibberish", r"irrelevant", r"made[- ]up", r"accuracy",
         r"eval(uation)? score", r"bad answers?", r"incorrect", r"retrieval", r"citations?", r"off[- ]topic",
     ),
-    "cost_spike": (r"cost", r"spend", r"bill", r"token usage", r"tokens? per", r"budget", r"expensive", r"\$"),
+    "cost_spike": (r"\bcosts?\b", r"\bspend", r"\bbill\b", r"token usage", r"tokens? per", r"\bbudget", r"expensive", r"\$\d"),
     "data_exposure": (r"pii", r"leak", r"expos", r"private data", r"personal data", r"secret"),
     "deployment_failure": (
         r"rollout", r"crash ?loop", r"deploy(ment)? (failed|stuck)", r"not ready", r"image pull",
@@ -81,8 +81,9 @@ def symptoms_in(text: str) -> list[str]:
 _CAUSE_PHRASES: dict[str, tuple[str, ...]] = {
     "infrastructure": (
         r"\bxid\b", r"\becc\b", r"nvlink", r"gpu (has )?fell off", r"gpu.*(fault|error|lost)", r"hardware",
-        r"node.*(not ?ready|lost|unreachable)", r"kernel", r"packet loss", r"link down", r"disk (i/o )?error",
-        r"i/o error", r"nic\b", r"power", r"network unreachable",
+        r"node.*(not ?ready|lost|unreachable)", r"\bkernel\b", r"packet loss", r"link down", r"disk (i/o )?error",
+        r"i/o error", r"\bnic\b", r"\bpower\b", r"network unreachable", r"tx timeout", r"retransmi",
+        r"\bmlx\d", r"eth\d", r"\bbond\d",
     ),
     "capacity": (
         r"out of memory", r"\boom\b", r"cuda out of memory", r"kv[- ]?cache (full|exhausted)", r"exhaust",
@@ -99,7 +100,7 @@ _CAUSE_PHRASES: dict[str, tuple[str, ...]] = {
         r"model (version|swap|upgrade|changed)", r"weights", r"checkpoint", r"index (stale|out of date|refresh)",
         r"embedding", r"schema (mismatch|change)", r"stale", r"drift",
     ),
-    "config_change": (r"config", r"feature flag", r"\bflag\b", r"setting", r"threshold", r"prompt template"),
+    "config_change": (r"\bconfig", r"feature flag", r"\bflag\b", r"\bsettings?\b", r"\bthreshold", r"prompt template"),
     "code_change": (
         r"exception", r"traceback", r"panic", r"nil pointer", r"null ?pointer", r"segfault", r"segmentation fault",
         r"typeerror", r"keyerror", r"attributeerror", r"undefined", r"assertion", r"stack ?trace", r"unhandled",
