@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Awaitable, Callable
 
+import numpy as np
+
 from bot.config import SleuthConfig, parse_duration
 from tools.analysis import Observations, analyse
 from tools.catalog import DEFAULT_SIGNALS
@@ -69,13 +71,24 @@ class _Gathered:
     change_queries: list[str] = field(default_factory=list)
 
 
-async def _timed(name: str, work: Awaitable[SourceReport], timeout_s: float,
+def _describe_source(name: str, config: SleuthConfig) -> str:
+    if name == "metrics":
+        if config.metrics.prometheus:
+            return f"metrics (Prometheus at {config.metrics.prometheus.url})"
+        return "metrics (OpenMetrics files)"
+    if name == "logs":
+        return f"logs (Loki at {config.logs.loki.url})" if config.logs.loki else "logs (files)"
+    return "changes"
+
+
+async def _timed(name: str, work: Awaitable[SourceReport], timeout_s: float, described: str,
                  reports: dict[str, SourceReport], on_progress: ProgressFn | None) -> None:
     started = time.perf_counter()
     try:
         report = await asyncio.wait_for(work, timeout_s)
     except asyncio.TimeoutError:
-        report = SourceReport("error", f"{name} took longer than {timeout_s:.0f} s and was abandoned")
+        report = SourceReport("error", f"{described} took longer than {timeout_s:.0f} s and was abandoned; "
+                                       "raise investigation.source_timeout or check the source")
     except SourceError as exc:
         report = SourceReport("error", str(exc))
     except Exception as exc:  # a source must never abort the investigation
@@ -149,16 +162,26 @@ async def _gather_metrics(config: SleuthConfig, components: list[str] | None, se
         await asyncio.gather(*(discover(c) for c in ordered))
     finally:
         await backend.aclose()
-    # The same series found through a catalog query and discovery is kept once.
-    for component, series_list in out.series.items():
-        unique: dict[tuple, Series] = {}
-        for series in series_list:
-            unique.setdefault(tuple(sorted(series.labels.items())) + (series.query if not parse_selector(series.query) else "",), series)
-        out.series[component] = list(unique.values())
+    out.series = {component: _distinct(out.series[component]) for component in sorted(out.series)}
     found = sum(len(v) for v in out.series.values())
     if not found:
         return SourceReport("no_data", f"no series for {', '.join(ordered) or 'any service'} in the window", queries=queries)
     return SourceReport("ok", f"{found} series from {len(out.series)} components via {backend.name}", queries=queries)
+
+
+def _distinct(series_list: list[Series]) -> list[Series]:
+    """Series in a stable order (answers arrive in any order), each distinct signal once.
+
+    A catalog query over a single series (``avg(x{service="a"})``) returns the very numbers that
+    discovery found as ``x{service="a"}``: the discovered one, with its full labels, is kept.
+    """
+    ordered = sorted(series_list, key=lambda s: (parse_selector(s.query) is None, s.selector, s.query))
+    kept: list[Series] = []
+    for series in ordered:
+        if not any(k.timestamps.size == series.timestamps.size and np.array_equal(k.timestamps, series.timestamps)
+                   and np.array_equal(k.values, series.values) for k in kept):
+            kept.append(series)
+    return kept
 
 
 def _selector(labels: dict[str, str]) -> str:
@@ -288,11 +311,11 @@ async def run_investigation(request: InvestigationRequest, config: SleuthConfig,
     known: list[str] = []
     await asyncio.gather(
         _timed("metrics", _gather_metrics(config, None, request.service, metrics_start, at, gathered, known),
-               timeout_s, reports, on_progress),
+               timeout_s, _describe_source("metrics", config), reports, on_progress),
         _timed("logs", _gather_logs(config, None, logs_start, window_start, at, gathered),
-               timeout_s, reports, on_progress),
+               timeout_s, _describe_source("logs", config), reports, on_progress),
         _timed("changes", _gather_changes(config, window_start - lookback_s - baseline_s, at, gathered),
-               timeout_s, reports, on_progress),
+               timeout_s, _describe_source("changes", config), reports, on_progress),
     )
     gathered_at = time.perf_counter()
 

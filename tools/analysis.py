@@ -165,7 +165,7 @@ def _victim_of(profile: "Profile", profiles: dict[str, "Profile"], topology: dic
 
 
 def _score_series(obs: Observations) -> dict[str, Profile]:
-    profiles: dict[str, Profile] = {name: Profile(name, list(series)) for name, series in obs.series.items()}
+    profiles: dict[str, Profile] = {name: Profile(name, list(obs.series[name])) for name in sorted(obs.series)}
     for component, series_list in obs.series.items():
         for series in series_list:
             name = obs.signal_names.get(series.query)
@@ -174,8 +174,13 @@ def _score_series(obs: Observations) -> dict[str, Profile]:
                            signal.direction, obs.step_s)
             if found is not None and found.score >= 0.05:
                 profiles[component].anomalies.append(SeriesAnomaly(component, series, signal, found))
-        profiles[component].anomalies.sort(key=lambda a: -a.anomaly.score)
+        profiles[component].anomalies.sort(key=_anomaly_order)
     return profiles
+
+
+def _anomaly_order(item: SeriesAnomaly) -> tuple:
+    """Strongest first; ties broken by what is stable (onset, component, query), never arrival order."""
+    return (-item.anomaly.score, item.anomaly.onset, item.component, item.series.query, item.series.selector)
 
 
 def _pick_service(obs: Observations, profiles: dict[str, Profile], symptoms: list[str]) -> str | None:
@@ -257,7 +262,7 @@ def analyse(obs: Observations) -> Diagnosis:
 
 
 def _metric_evidence(obs: Observations, profiles: dict[str, Profile], evidence: list[Evidence]) -> None:
-    ranked = sorted((a for p in profiles.values() for a in p.anomalies), key=lambda a: -a.anomaly.score)
+    ranked = sorted((a for p in profiles.values() for a in p.anomalies), key=_anomaly_order)
     for number, item in enumerate(ranked[:MAX_METRIC_EVIDENCE], 1):
         a = item.anomaly
         item.evidence_id = f"m{number}"
@@ -315,7 +320,7 @@ def _change_evidence(obs: Observations, profiles: dict[str, Profile], split: flo
                      evidence: list[Evidence]) -> dict[str, str]:
     ids: dict[str, str] = {}
     relevant = [c for c in obs.changes if split - obs.change_lookback_s <= c.ts <= obs.at]
-    for number, change in enumerate(sorted(relevant, key=lambda c: c.ts), 1):
+    for number, change in enumerate(sorted(relevant, key=lambda c: (c.ts, c.id)), 1):
         lead = split - change.ts
         when = f"{_minutes(lead)} before onset" if lead >= 0 else f"{_minutes(lead)} after onset"
         version = f" ({change.previous_version} -> {change.version})" if change.version and change.previous_version else ""
@@ -506,7 +511,10 @@ def _candidates(obs: Observations, profiles: dict[str, Profile], service: str | 
                 reason_list.insert(0, f"{change.kind} {change.id} landed {_minutes(split - change.ts)} "
                                       f"{'before' if split >= change.ts else 'after'} the onset: {change.summary}")
             refuted = ""
-            if profile.strength == 0 and parts.get("changes") and effective_core == 0:
+            # Refuting needs the evidence to refute with: the component's metrics were read, show
+            # nothing, and its logs show nothing new either.
+            if (profile.series and profile.strength == 0 and parts.get("changes") and not parts.get("logs")
+                    and effective_core == 0):
                 refuted = f"{name} shows no departure from its baseline in the window"
             out.append(Candidate(
                 category=category,

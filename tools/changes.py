@@ -19,7 +19,7 @@ from typing import Any, Iterable
 
 from pydantic import BaseModel, Field
 
-from tools.http import HttpSourceConfig, SourceError, make_client, request_json
+from tools.http import HttpSourceConfig, SourceError, decode_json, make_client, request
 from tools.logs import parse_time
 
 KINDS = ("deploy", "config", "flag", "model", "index", "infra", "operation", "prompt", "data", "release")
@@ -184,7 +184,10 @@ def make_webhook_server(config: WebhookConfig, store: ChangeStore) -> ThreadingH
                         changes.append(change_from_dict(item, "webhook"))
                     except ValueError as exc:
                         raise ValueError(f"change {position}: {exc}" if len(items) > 1 else str(exc)) from exc
-            except (ValueError, json.JSONDecodeError) as exc:
+            except json.JSONDecodeError as exc:
+                self._reply(HTTPStatus.BAD_REQUEST, {"error": f"the body is not JSON ({exc.msg} at position {exc.pos})"})
+                return
+            except ValueError as exc:
                 self._reply(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
                 return
             self._reply(HTTPStatus.ACCEPTED, {"stored": store.add(changes)})
@@ -211,6 +214,7 @@ class GitHubConfig(HttpSourceConfig):
     token: str | None = None
     web_url: str = "https://github.com"
     repos: list[GitHubRepo] = Field(default_factory=list)
+    max_pages: int = Field(5, ge=1, le=50, description="pages of 100 deployments read per repo, at most")
 
 
 class GitHubDeployments:
@@ -224,15 +228,7 @@ class GitHubDeployments:
     async def between(self, start: float, end: float) -> list[Change]:
         out = []
         for repo in self.config.repos:
-            params = {"per_page": "100"}
-            if repo.environment:
-                params["environment"] = repo.environment
-            items = await request_json(
-                self.client, self.config, "GitHub", "GET", f"/repos/{repo.repo}/deployments", params=params
-            )
-            if not isinstance(items, list):
-                raise SourceError("GitHub answered the deployments list with something other than a list")
-            for item in items:
+            for item in await self._deployments(repo, start):
                 ts = parse_time(item.get("created_at")) if isinstance(item, dict) else None
                 if ts is None or not (start <= ts <= end):
                     continue
@@ -251,6 +247,26 @@ class GitHubDeployments:
                     source="github",
                 ))
         return out
+
+    async def _deployments(self, repo: GitHubRepo, start: float) -> list[dict]:
+        """Deployments newest first, following ``Link: rel="next"`` until they predate ``start``."""
+        params: dict[str, str] | None = {"per_page": "100"}
+        if repo.environment:
+            params["environment"] = repo.environment
+        url = f"/repos/{repo.repo}/deployments"
+        items: list[dict] = []
+        for _ in range(self.config.max_pages):
+            response = await request(self.client, self.config, "GitHub", "GET", url, params=params)
+            page = decode_json(response, "GitHub")
+            if not isinstance(page, list):
+                raise SourceError("GitHub answered the deployments list with something other than a list")
+            items.extend(i for i in page if isinstance(i, dict))
+            oldest = min((parse_time(i.get("created_at")) or 0.0 for i in page if isinstance(i, dict)), default=0.0)
+            following = response.links.get("next", {}).get("url")
+            if not page or not following or oldest < start:
+                break
+            url, params = following, None  # the next link carries its own query
+        return items
 
     async def aclose(self) -> None:
         await self.client.aclose()

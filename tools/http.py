@@ -10,6 +10,7 @@ from __future__ import annotations
 import email.utils
 import json
 import time
+from datetime import timezone
 from typing import Any
 
 import httpx
@@ -19,7 +20,7 @@ from tenacity import (
     RetryCallState,
     retry_if_exception,
     stop_after_attempt,
-    stop_after_delay,
+    stop_before_delay,
     wait_exponential,
     wait_random,
 )
@@ -61,8 +62,14 @@ def _retry_after_seconds(response: httpx.Response) -> float | None:
     try:
         return max(0.0, float(value))
     except ValueError:
+        pass
+    try:
         parsed = email.utils.parsedate_to_datetime(value)
-        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+    except (TypeError, ValueError):
+        return None  # unreadable: fall back to the usual backoff
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)  # HTTP dates are GMT
+    return max(0.0, parsed.timestamp() - time.time())
 
 
 class _RetryAfterOrBackoff:
@@ -76,11 +83,12 @@ class _RetryAfterOrBackoff:
 
     def __call__(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
+        wait = None
         if isinstance(exc, httpx.HTTPStatusError) and exc.response.status_code == 429:
             seconds = _retry_after_seconds(exc.response)
             if seconds is not None:
-                return min(seconds, self.cap)
-        return self.backoff(state)
+                wait = min(seconds, self.cap)
+        return wait if wait is not None else self.backoff(state)
 
 
 def make_client(config: HttpSourceConfig) -> httpx.AsyncClient:
@@ -93,6 +101,20 @@ def make_client(config: HttpSourceConfig) -> httpx.AsyncClient:
     )
 
 
+def _error_text(response: httpx.Response) -> str:
+    """The server's own error message: the `error`/`message` field of a JSON body, else the text."""
+    try:
+        body = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
+        body = None
+    if isinstance(body, dict):
+        for key in ("error", "message", "detail"):
+            if isinstance(body.get(key), str) and body[key].strip():
+                return ": " + body[key].strip().replace("\n", " ")[:500]
+    text = response.text.strip().replace("\n", " ")
+    return f": {text[:200]}" if text else ""
+
+
 def describe_failure(name: str, exc: BaseException) -> str:
     """One sentence for a failed request: what happened, in a responder's words."""
     if isinstance(exc, httpx.TimeoutException):
@@ -102,11 +124,38 @@ def describe_failure(name: str, exc: BaseException) -> str:
     if isinstance(exc, httpx.TransportError):
         return f"{name} connection failed ({type(exc).__name__})"
     if isinstance(exc, httpx.HTTPStatusError):
-        body = exc.response.text.strip().replace("\n", " ")[:160]
-        return f"{name} answered HTTP {exc.response.status_code}" + (f": {body}" if body else "")
+        return f"{name} answered HTTP {exc.response.status_code}" + _error_text(exc.response)
     if isinstance(exc, SourceError):
         return str(exc)
     return f"{name} failed: {exc}"
+
+
+async def request(
+    client: httpx.AsyncClient,
+    config: HttpSourceConfig,
+    name: str,
+    method: str,
+    path: str,
+    *,
+    params: Any = None,
+    json_body: Any = None,
+) -> httpx.Response:
+    """Send one request under the retry policy; the successful response, or SourceError."""
+    retrying = AsyncRetrying(
+        retry=retry_if_exception(_retryable),
+        wait=_RetryAfterOrBackoff(config),
+        # stop_before_delay: a wait that would end past the deadline is not slept at all.
+        stop=stop_after_attempt(config.attempts) | stop_before_delay(config.deadline_s),
+        reraise=True,
+    )
+    try:
+        async for attempt in retrying:
+            with attempt:
+                response = await client.request(method, path, params=params, json=json_body)
+                response.raise_for_status()
+    except (httpx.HTTPError, SourceError) as exc:
+        raise SourceError(describe_failure(name, exc)) from exc
+    return response
 
 
 async def request_json(
@@ -119,23 +168,12 @@ async def request_json(
     params: Any = None,
     json_body: Any = None,
 ) -> Any:
-    """Send one request under the retry policy and decode its JSON body.
+    """``request`` and decode the JSON body; SourceError with one sentence when it is not JSON."""
+    response = await request(client, config, name, method, path, params=params, json_body=json_body)
+    return decode_json(response, name)
 
-    Raises SourceError with one clear sentence when every try failed or the answer is not JSON.
-    """
-    retrying = AsyncRetrying(
-        retry=retry_if_exception(_retryable),
-        wait=_RetryAfterOrBackoff(config),
-        stop=stop_after_attempt(config.attempts) | stop_after_delay(config.deadline_s),
-        reraise=True,
-    )
-    try:
-        async for attempt in retrying:
-            with attempt:
-                response = await client.request(method, path, params=params, json=json_body)
-                response.raise_for_status()
-    except (httpx.HTTPError, SourceError) as exc:
-        raise SourceError(describe_failure(name, exc)) from exc
+
+def decode_json(response: httpx.Response, name: str) -> Any:
     try:
         return response.json()
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

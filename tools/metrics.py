@@ -214,6 +214,31 @@ class PrometheusBackend:
         await self.client.aclose()
 
 
+_AGGREGATION = re.compile(
+    r"^\s*(?P<op>sum|avg|min|max|count)\s*(?:by\s*\((?P<by>[\w\s,]*)\))?\s*\((?P<inner>.+)\)\s*$", re.S
+)
+
+
+def _aggregate(op: str, by: str | None, inner: list[tuple[dict[str, str], np.ndarray, np.ndarray]],
+               grid: np.ndarray, query: str) -> list[Series]:
+    """Prometheus's aggregation operators over instant vectors, evaluated at each grid point."""
+    keys = [k.strip() for k in (by or "").split(",") if k.strip()]
+    groups: dict[tuple, list[tuple[np.ndarray, np.ndarray]]] = {}
+    for labels, ts, values in inner:
+        groups.setdefault(tuple((k, labels[k]) for k in keys if k in labels), []).append((ts, values))
+    reduce = {"sum": np.nansum, "avg": np.nanmean, "min": np.nanmin, "max": np.nanmax,
+              "count": lambda m, axis: np.sum(~np.isnan(m), axis=axis)}[op]
+    out = []
+    for key, members in sorted(groups.items()):
+        matrix = np.full((len(members), grid.size), np.nan)
+        for row, (ts, values) in enumerate(members):
+            matrix[row, np.searchsorted(grid, ts)] = values
+        present = ~np.all(np.isnan(matrix), axis=0)
+        if present.any():
+            out.append(Series(dict(key), grid[present].copy(), reduce(matrix[:, present], axis=0), query))
+    return out
+
+
 @dataclass
 class _StoredSeries:
     labels: dict[str, str]
@@ -266,7 +291,8 @@ class EmbeddedBackend:
         matchers = parse_selector(query)
         if matchers is None:
             raise SourceError(
-                f"the embedded metrics backend answers plain selectors only (metric{{label=\"value\"}}), not {query!r}"
+                "the embedded metrics backend answers plain selectors (metric{label=\"value\"}) and "
+                f"sum/avg/min/max/count of one, not {query!r}"
             )
         return [s for s in self._load() if all(m.matches(s.labels) for m in matchers)]
 
@@ -274,6 +300,13 @@ class EmbeddedBackend:
         if step <= 0:
             raise SourceError("a range query needs a positive step")
         grid = start + step * np.arange(int(math.floor((end - start) / step)) + 1)
+        aggregation = _AGGREGATION.match(query)
+        if aggregation and parse_selector(aggregation.group("inner")) is not None:
+            inner = self._evaluate(aggregation.group("inner"), grid)
+            return _aggregate(aggregation.group("op"), aggregation.group("by"), inner, grid, query)
+        return [Series(labels, ts, values, query) for labels, ts, values in self._evaluate(query, grid)]
+
+    def _evaluate(self, query: str, grid: np.ndarray) -> list[tuple[dict[str, str], np.ndarray, np.ndarray]]:
         out = []
         for stored in self._select(query):
             idx = np.searchsorted(stored.timestamps, grid, side="right") - 1
@@ -281,7 +314,7 @@ class EmbeddedBackend:
             valid[valid] &= (grid[valid] - stored.timestamps[idx[valid]]) <= LOOKBACK_S
             values = stored.values[idx[valid]]
             if values.size:
-                out.append(Series(dict(stored.labels), grid[valid].copy(), values.copy(), query))
+                out.append((dict(stored.labels), grid[valid].copy(), values.copy()))
         return out
 
     async def query(self, query: str, at: float) -> list[tuple[dict[str, str], float]]:
@@ -345,8 +378,7 @@ def open_backend(config: MetricsConfig) -> MetricsBackend | None:
 def discovery_matchers(component: str, labels: Iterable[str] = DISCOVERY_LABELS) -> list[str]:
     """Selectors that find every series belonging to a component, by its usual labels."""
     value = _escape(component)
-    # Pods carry the workload name plus a generated suffix, so they match by prefix.
-    return [
-        f'{{{label}=~"{_escape(re.escape(component))}-.+"}}' if label == "pod" else f'{{{label}="{value}"}}'
-        for label in labels
-    ]
+    # Pods carry the workload name plus a generated suffix (a Deployment's "<hash>-<5>", a
+    # StatefulSet's ordinal), so "checkout" matches checkout-7d9f8c6b5-x2x9q but not checkout-db-0.
+    pod = f"{_escape(re.escape(component))}-([a-z0-9]{{4,10}}-[a-z0-9]{{5}}|[0-9]+)"
+    return [f'{{{label}=~"{pod}"}}' if label == "pod" else f'{{{label}="{value}"}}' for label in labels]
