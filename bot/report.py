@@ -50,6 +50,10 @@ def render(diagnosis: Diagnosis, console: Console) -> None:
     header.append(d.incident.get("title", ""), style="bold")
     header.append(f"\nservice {d.incident.get('service') or '?'}  ·  onset {d.incident.get('onset') or 'not found'}"
                   f"\nwindow {d.window['start']} .. {d.window['end']}")
+    knock_on = d.incident.get("knock_on") or []
+    if knock_on:
+        header.append("\nknock-on effects: " + ", ".join(f"{k['component']} (after {k['after']})" for k in knock_on),
+                      style="dim")
     console.print(Panel(header, title="Sleuth diagnosis", border_style="cyan"))
 
     console.print(Text("Hypotheses", style="bold underline"))

@@ -236,7 +236,8 @@ def analyse(obs: Observations) -> Diagnosis:
     _log_evidence(obs, profiles, split, evidence)
     change_ids = _change_evidence(obs, profiles, split, evidence)
 
-    candidates = _candidates(obs, profiles, service, split, onset, change_ids)
+    victims = {name: cause for name, p in profiles.items() if (cause := _victim_of(p, profiles, obs.topology))}
+    candidates = _candidates(obs, profiles, service, split, onset, change_ids, victims)
     hypotheses = _rank(candidates, service or "unknown", onset)
     by_id = {e.id: e for e in evidence}
     mitigations = _mitigations(hypotheses, candidates, by_id)
@@ -249,6 +250,8 @@ def analyse(obs: Observations) -> Diagnosis:
             "onset": iso(onset),
             "symptoms": symptoms,
             "symptom_evidence": [a.evidence_id for a in symptom_series if a.evidence_id],
+            # Components that went wrong because something they depend on did first.
+            "knock_on": [{"component": name, "after": cause} for name, cause in sorted(victims.items())],
         },
         window={"start": iso(obs.window_start), "end": iso(obs.at),
                 "baseline_start": iso(obs.window_start - obs.baseline_s)},
@@ -423,7 +426,7 @@ def _signature_support(profile: Profile) -> dict[str, tuple[float, list[SeriesAn
 
 
 def _candidates(obs: Observations, profiles: dict[str, Profile], service: str | None, split: float,
-                onset: float | None, change_ids: dict[str, str]) -> list[Candidate]:
+                onset: float | None, change_ids: dict[str, str], victims: dict[str, str]) -> list[Candidate]:
     near = _related(obs.topology, service) if service else set()
     service_core = 0.0
     if service and service in profiles:
@@ -433,7 +436,7 @@ def _candidates(obs: Observations, profiles: dict[str, Profile], service: str | 
         name = profile.name
         relation = 1.0 if name == service or name in near else 0.75
         core = profile.strength * _earliness(profile, onset) * relation
-        victim_of = _victim_of(profile, profiles, obs.topology)
+        victim_of = victims.get(name)
         if victim_of:
             core *= 0.4
         metric_ids = [a.evidence_id for a in profile.anomalies[:3] if a.evidence_id]
@@ -496,6 +499,8 @@ def _candidates(obs: Observations, profiles: dict[str, Profile], service: str | 
                 reasons[category].append(f"but {victim_of} went wrong no later, and {name} depends on it")
 
         for category, parts in support.items():
+            if victim_of and category == "dependency":
+                continue  # "its dependency failed" is the upstream's own hypothesis, not a new one
             if generic and parts.get("logs", 0.0) < 0.5 * generic:
                 parts["logs"] = 0.5 * generic
                 evidence[category] += generic_ids

@@ -58,6 +58,7 @@ def write_charts(diagnosis: Diagnosis, observations: Observations, folder: Path,
                        linestyle=":", linewidth=1.3)
             ax.annotate(change.details.get("change_id", change.id), (datetime.fromtimestamp(ts, tz=timezone.utc), 1.0),
                         xycoords=("data", "axes fraction"), fontsize=7, rotation=90, va="top", ha="right")
+        ax.set_xlim(datetime.fromtimestamp(start, tz=timezone.utc), datetime.fromtimestamp(observations.at, tz=timezone.utc))
         ax.set_title(f"{evidence.id}: {series.selector}"[:110], fontsize=9)
         ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M"))
         ax.tick_params(labelsize=8)
