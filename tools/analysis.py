@@ -153,28 +153,59 @@ def _victim_of(profile: "Profile", profiles: dict[str, "Profile"], topology: dic
     if profile.onset is None:
         return None
     suspects = _upstream(topology, profile.name) | _mentions(profile, profiles)
+    # Not the victim of a component whose departure this one's own traffic explains (its series
+    # carry this component as tenant or client).
+    suspects -= {a.component for a in profile.anomalies if a.component != profile.name}
     earlier = [
         (other.onset, name) for name in suspects
         if (other := profiles.get(name)) is not None and other.onset is not None
         and other.strength >= 0.3 and other.onset <= profile.onset
     ]
+    # Output quality falling right after a model or index swap upstream: the swap's component is
+    # the cause even though its own metrics (latency, errors) do not show it.
+    # Not when this component had a release of its own just before, nor when the swapped
+    # component's own quality signals stayed normal.
+    own_release = any(0 <= profile.onset - c.ts <= 1800 for c in profile.changes)
+    if any(a.signal.kind == "quality" for a in profile.anomalies) and not own_release:
+        for name in _upstream(topology, profile.name):
+            other = profiles.get(name)
+            if other is None or _quality_stayed_normal(other):
+                continue
+            for change in other.changes:
+                if change.kind in QUALITY_KINDS and 0 <= profile.onset - change.ts <= 1800:
+                    earlier.append((change.ts, name))
     return min(earlier)[1] if earlier else None
 
 
 # --- analysis -----------------------------------------------------------------------------------
 
 
+# Labels that name who sent the traffic a series measures: when the value is itself a component,
+# the series says as much about that component as about the one that served it.
+ATTRIBUTION_LABELS = ("tenant", "client", "caller", "consumer", "source_service", "client_service")
+
+
 def _score_series(obs: Observations) -> dict[str, Profile]:
     profiles: dict[str, Profile] = {name: Profile(name, list(obs.series[name])) for name in sorted(obs.series)}
-    for component, series_list in obs.series.items():
-        for series in series_list:
+    known = set(obs.series) | set(obs.topology) | {t.service for t in obs.templates} | {c.service for c in obs.changes}
+    for component in sorted(obs.series):
+        for series in obs.series[component]:
             name = obs.signal_names.get(series.query)
             signal = classify(name or series.name)
             found = detect(series.timestamps, series.values, obs.window_start, obs.at, obs.baseline_s,
                            signal.direction, obs.step_s)
-            if found is not None and found.score >= 0.05:
-                profiles[component].anomalies.append(SeriesAnomaly(component, series, signal, found))
-        profiles[component].anomalies.sort(key=_anomaly_order)
+            if found is None or found.score < 0.05:
+                continue
+            item = SeriesAnomaly(component, series, signal, found)
+            profiles[component].anomalies.append(item)
+            for label in ATTRIBUTION_LABELS:
+                sender = series.labels.get(label)
+                if sender and sender != component and sender in known:
+                    other = profiles.setdefault(sender, Profile(sender))
+                    other.series.append(series)
+                    other.anomalies.append(item)
+    for profile in profiles.values():
+        profile.anomalies.sort(key=_anomaly_order)
     return profiles
 
 
@@ -265,7 +296,9 @@ def analyse(obs: Observations) -> Diagnosis:
 
 
 def _metric_evidence(obs: Observations, profiles: dict[str, Profile], evidence: list[Evidence]) -> None:
-    ranked = sorted((a for p in profiles.values() for a in p.anomalies), key=_anomaly_order)
+    # An anomaly attributed to two components (server and sender) is one piece of evidence.
+    unique = {id(a): a for p in profiles.values() for a in p.anomalies}
+    ranked = sorted(unique.values(), key=_anomaly_order)
     for number, item in enumerate(ranked[:MAX_METRIC_EVIDENCE], 1):
         a = item.anomaly
         item.evidence_id = f"m{number}"
@@ -384,6 +417,14 @@ def _scope(items: list[SeriesAnomaly], profile: Profile) -> dict[str, str]:
 NODE_LABELS = ("node", "host", "instance")
 
 
+def _surge_factor(anomaly: Anomaly) -> float:
+    """0..1: how much of a surge a rise is, by the ratio of the level reached to the baseline."""
+    if anomaly.baseline_median <= 0:
+        return 1.0
+    ratio = anomaly.level_after / anomaly.baseline_median
+    return max(0.0, min(1.0, (ratio - 1.2) / 1.8))
+
+
 def _confined(item: SeriesAnomaly, profile: Profile) -> bool:
     """True when the series is one node's among several of the same metric, and the only one that departed."""
     for label in NODE_LABELS:
@@ -416,13 +457,61 @@ def _signature_support(profile: Profile) -> dict[str, tuple[float, list[SeriesAn
         if a.signal.kind == "saturation" and a.anomaly.direction == "up"
         and (a.anomaly.peak >= 0.85 if a.anomaly.baseline_median <= 1.0 else True)
     ]
-    add("capacity", saturated)
-    add("traffic_surge", [a for a in anomalies if a.signal.kind == "traffic" and a.anomaly.direction == "up"])
+    surging = [a for a in anomalies if a.signal.kind == "traffic" and a.anomaly.direction == "up"]
+    # A surge is load far above normal: a third more is growth, three times is a surge. Tokens or
+    # spend rising while the request rate stays normal is heavier requests, not more of them.
+    rate_series = [s for s in profile.series if classify(s.name).name == "request_rate"]
+    rates_rose = any(a.signal.name == "request_rate" for a in surging)
+    surge_size = {id(a): _surge_factor(a.anomaly) * (0.5 if rate_series and not rates_rose and a.signal.name != "request_rate" else 1.0)
+                  for a in surging}
+    if surging:
+        strongest = max(surging, key=lambda a: a.anomaly.score * surge_size[id(a)])
+        found["traffic_surge"] = (strongest.anomaly.score * surge_size[id(strongest)],
+                                  sorted(surging, key=lambda a: -a.anomaly.score * surge_size[id(a)]))
+    if saturated:
+        first_full = min(a.anomaly.onset for a in saturated)
+        weight = 1.0
+        # Saturation is the mechanism, not the cause, when a release landed just before it filled
+        # up (a leak, a regression) or when a real surge arrived first.
+        if any(c.kind in ("deploy", "release", "config", "flag", "model") and 0 <= first_full - c.ts <= 1800
+               for c in profile.changes):
+            weight = 0.6
+        if any(surge_size[id(a)] >= 0.9 and a.anomaly.onset <= first_full + 60 for a in surging):
+            weight = min(weight, 0.6)
+        add("capacity", saturated, weight)
     add("dependency", [a for a in anomalies if a.signal.name == "upstream_throttling"])
     quality = [a for a in anomalies if a.signal.kind == "quality"]
     errors = [a for a in anomalies if a.signal.name == "error_rate"]
     add("data_or_model", quality, 0.8 if errors else 1.0)
     return found
+
+
+QUALITY_KINDS = frozenset({"model", "index", "data", "prompt"})
+
+
+def _quality_stayed_normal(profile: "Profile") -> bool:
+    """The component measures its own output quality, and none of those signals departed."""
+    measured = any(classify(s.name).kind == "quality" for s in profile.series)
+    return measured and not any(a.signal.kind == "quality" for a in profile.anomalies)
+
+
+def _downstream_quality(profiles: dict[str, Profile], topology: dict[str, list[str]],
+                        service: str | None) -> dict[str, float]:
+    """For each component, the strongest output-quality departure among those that depend on it
+    (or, where the topology says nothing about it, on the investigated service)."""
+    quality = {name: max((a.anomaly.score for a in p.anomalies if a.signal.kind == "quality"), default=0.0)
+               for name, p in profiles.items()}
+    known = set(topology) | {d for deps in topology.values() for d in deps}
+    out: dict[str, float] = {}
+    for name in profiles:
+        if _quality_stayed_normal(profiles[name]):
+            out[name] = 0.0
+            continue
+        users = {other for other in profiles if name in _upstream(topology, other)}
+        if name not in known and service:
+            users.add(service)
+        out[name] = max((quality[u] for u in users if u in quality), default=0.0)
+    return out
 
 
 def _candidates(obs: Observations, profiles: dict[str, Profile], service: str | None, split: float,
@@ -431,6 +520,7 @@ def _candidates(obs: Observations, profiles: dict[str, Profile], service: str | 
     service_core = 0.0
     if service and service in profiles:
         service_core = profiles[service].strength
+    downstream_quality = _downstream_quality(profiles, obs.topology, service)
     out: list[Candidate] = []
     for profile in profiles.values():
         name = profile.name
@@ -478,15 +568,24 @@ def _candidates(obs: Observations, profiles: dict[str, Profile], service: str | 
                 if where and where[0][0] in SCOPE_LABELS and len(item.template.labels) <= 2:
                     scopes[category].setdefault(where[0][0], where[0][1])
 
+        change_reason: dict[str, str] = {}
         for change in profile.changes:
             lead = split - change.ts
             if lead > obs.change_lookback_s:
                 continue
             category = CHANGE_KIND_CATEGORY.get(change.kind, "code_change")
-            strength = _proximity(lead)
+            when = f"{_minutes(lead)} {'before' if lead >= 0 else 'after'} the onset"
+            # A slow fault (a leak) hurts users long after the release, but the component itself
+            # starts to drift right after it: measure the lead to that drift too.
+            drift = [a.anomaly.onset for a in profile.anomalies if a.anomaly.score >= 0.1 and a.anomaly.onset >= change.ts]
+            if lead >= 0 and drift and min(drift) - change.ts < lead:
+                when = f"{_minutes(min(drift) - change.ts)} before {name} began to drift ({when})"
+                lead = min(drift) - change.ts
+            strength = _proximity(lead) * (0.5 if victim_of else 1.0)
             if strength > support[category].get("changes", 0.0):
                 support[category]["changes"] = strength
                 chosen_change[category] = change
+                change_reason[category] = f"{change.kind} {change.id} landed {when}: {change.summary}"
             evidence[category].append(change_ids.get(change.id, change.id))
 
         # A component that went wrong with nothing more specific: from the service's side, a
@@ -496,7 +595,8 @@ def _candidates(obs: Observations, profiles: dict[str, Profile], service: str | 
             support[category]["metrics"] = 0.0
         if victim_of:
             for category in support:
-                reasons[category].append(f"but {victim_of} went wrong no later, and {name} depends on it")
+                reasons[category].append(f"but {victim_of}, which {name} depends on or names in its errors, "
+                                         "went wrong no later")
 
         for category, parts in support.items():
             if victim_of and category == "dependency":
@@ -504,20 +604,23 @@ def _candidates(obs: Observations, profiles: dict[str, Profile], service: str | 
             if generic and parts.get("logs", 0.0) < 0.5 * generic:
                 parts["logs"] = 0.5 * generic
                 evidence[category] += generic_ids
+            change = chosen_change.get(category)
             effective_core = core
-            if parts.get("changes") and core == 0 and name in near and service_core > 0:
-                # A change on a healthy neighbour can still break the service it talks to.
-                effective_core = 0.3 * service_core
+            if change is not None and core == 0:
+                if change.kind in QUALITY_KINDS:
+                    # A model or index swap shows where output quality is measured, downstream.
+                    effective_core = 0.8 * downstream_quality.get(name, 0.0)
+                elif not profile.series and name in near:
+                    # A change on a neighbour we cannot see can still break the service it talks to.
+                    effective_core = 0.3 * service_core
             combined = _noisy_or(parts.values())
             score = 0.45 * effective_core + 0.55 * combined * (0.25 + 0.75 * effective_core)
             reason_list = list(dict.fromkeys(reasons[category]))
-            change = chosen_change.get(category)
             if change is not None:
-                reason_list.insert(0, f"{change.kind} {change.id} landed {_minutes(split - change.ts)} "
-                                      f"{'before' if split >= change.ts else 'after'} the onset: {change.summary}")
+                reason_list.insert(0, change_reason[category])
             refuted = ""
             # Refuting needs the evidence to refute with: the component's metrics were read, show
-            # nothing, and its logs show nothing new either.
+            # nothing, its logs show nothing new, and nothing downstream points back at it.
             if (profile.series and profile.strength == 0 and parts.get("changes") and not parts.get("logs")
                     and effective_core == 0):
                 refuted = f"{name} shows no departure from its baseline in the window"
@@ -688,7 +791,11 @@ def _actions_for(h: Hypothesis, cand: Candidate | None, by_id: dict[str, Evidenc
         return [make("failover", f"{component} (upstream)", f"{component} is failing or throttling its callers",
                      "medium: the alternative must have capacity and equivalent behaviour")]
     if cat == "operation_error":
+        what = (change.summary if change else "").lower() + " " + text
         target = f"undo {change.id} on {component}" if change else component
+        if any(w in what for w in ("scale down", "scaled down", "scale-down", "replicas", "scale to", "scaled to")):
+            return [make("scale_out", f"{component} back to its previous replica count",
+                         "the operation removed capacity it needs", "low: restores what ran before")]
         return [make("failover", component, "a manual operation removed capacity or broke routing; shift traffic while it is undone",
                      "medium"),
                 make("restart", target, "bring back what the operation took down", "medium: restarts drop in-flight work")]

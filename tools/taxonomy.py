@@ -83,7 +83,7 @@ _CAUSE_PHRASES: dict[str, tuple[str, ...]] = {
         r"\bxid\b", r"\becc\b", r"nvlink", r"gpu (has )?fell off", r"gpu.*(fault|error|lost)", r"hardware",
         r"node.*(not ?ready|lost|unreachable)", r"\bkernel\b", r"packet loss", r"link down", r"disk (i/o )?error",
         r"i/o error", r"\bnic\b", r"\bpower\b", r"network unreachable", r"tx timeout", r"retransmi",
-        r"\bmlx\d", r"eth\d", r"\bbond\d",
+        r"\bmlx\d", r"eth\d", r"\bbond\d", r"thermal", r"overheat", r"temperature", r"\bfan\b",
     ),
     "capacity": (
         r"out of memory", r"\boom\b", r"cuda out of memory", r"kv[- ]?cache (full|exhausted)", r"exhaust",
