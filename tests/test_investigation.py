@@ -128,3 +128,105 @@ async def test_bad_requests_are_one_sentence(tmp_path):
         await diagnose(folder, service="nope")
     with pytest.raises(RequestError, match="not a duration"):
         await diagnose(folder, window="soon")
+
+
+async def test_a_leak_after_a_release_is_the_release_not_capacity(tmp_path):
+    # Memory starts climbing right after the deploy; the OOM kills that users notice come 35 min later.
+    b = ScenarioBuilder(symptom="websocket connections keep dropping", service="gateway")
+    ts, deploy, onset = b.ts, AT - 50 * 60, AT - 15 * 60
+    memory = daily(ts, 0.45, amplitude=0.05, noise=0.02, seed=1)
+    leaking = ts >= deploy + 120
+    memory[leaking] += np.minimum(0.5, (ts[leaking] - deploy - 120) / (onset - deploy - 120) * 0.5)
+    b.metric("memory_utilization_ratio", {"service": "gateway"}, np.clip(memory, 0, 0.99))
+    b.metric("http_error_ratio", {"service": "gateway"}, step_up(ts, daily(ts, 0.002, noise=0.1, seed=2), onset, 0.2))
+    b.metric("pod_restarts", {"service": "gateway"}, np.where(ts >= onset, 1.0, 0.0))
+    for t in np.arange(onset, AT, 30.0):
+        b.log(t, "gateway", "error", f"container gateway OOMKilled: memory limit 2048Mi exceeded (pid {int(t) % 997})")
+    b.change("chg-5", deploy, "gateway", "deploy", "gateway v4.1.0: connection registry rewrite",
+             version="v4.1.0", previous_version="v4.0.3")
+    d = await diagnose(b.write(tmp_path / "s"))
+    top = d.hypotheses[0]
+    assert (top.category, top.component) == ("code_change", "gateway")
+    assert "began to drift" in top.statement
+    assert d.mitigations[0].action == "rollback"
+
+
+async def test_saturation_from_a_flood_is_the_flood_and_organic_growth_is_capacity(tmp_path):
+    def build(folder, factor):
+        b = ScenarioBuilder(symptom="embedding requests are queueing", service="embed-api")
+        ts, onset = b.ts, AT - 20 * 60
+        for i, tenant in enumerate(("acme", "globex")):
+            rps = daily(ts, 10.0, amplitude=0.1, noise=0.03, seed=i)
+            if tenant == "acme":
+                rps[ts >= onset] *= factor
+            b.metric("http_requests_per_second", {"service": "embed-api", "tenant": tenant}, rps)
+        gpu = np.clip(daily(ts, 0.6, amplitude=0.05, noise=0.02, seed=5), 0, 1)
+        gpu[ts >= onset + 60] = 0.97
+        b.metric("gpu_memory_utilization_ratio", {"service": "embed-api"}, gpu)
+        b.metric("llm_queue_depth", {"service": "embed-api"}, step_up(ts, daily(ts, 3, noise=0.2, seed=6), onset + 60, 40))
+        return b.write(folder)
+
+    flood = await diagnose(build(tmp_path / "flood", 8.0))
+    assert (flood.hypotheses[0].category, flood.hypotheses[0].scope.get("tenant")) == ("traffic_surge", "acme")
+    growth = await diagnose(build(tmp_path / "growth", 1.4))
+    assert growth.hypotheses[0].category == "capacity"
+    assert growth.mitigations[0].action == "scale_out"
+
+
+async def test_traffic_labelled_with_a_sender_points_at_the_sender_and_its_change(tmp_path):
+    # The gateway's spend rises for tenant "qa-bot", itself a service whose config changed.
+    b = ScenarioBuilder(symptom="LLM spend on the gateway is four times normal", service="gateway",
+                        services={"qa-bot": ["gateway"]})
+    ts, onset = b.ts, AT - 25 * 60
+    b.metric("llm_cost_usd_per_minute", {"service": "gateway", "tenant": "qa-bot"},
+             step_up(ts, daily(ts, 2.0, noise=0.05, seed=1), onset, 6.0))
+    b.metric("llm_cost_usd_per_minute", {"service": "gateway", "tenant": "mailer"}, daily(ts, 1.0, noise=0.05, seed=2))
+    b.metric("llm_requests_per_second", {"service": "gateway"}, daily(ts, 30.0, noise=0.03, seed=3))
+    b.metric("llm_tokens_per_request", {"service": "qa-bot"}, step_up(ts, daily(ts, 2000, noise=0.04, seed=4), onset, 6000))
+    b.change("chg-7", onset - 3 * 60, "qa-bot", "config", "qa-bot: retriever.top_k 6 -> 40")
+    b.change("chg-8", onset - 6 * 60, "gateway", "deploy", "gateway v1.17.0: usage export",
+             version="v1.17.0", previous_version="v1.16.8")
+    d = await diagnose(b.write(tmp_path / "s"))
+    top = d.hypotheses[0]
+    assert (top.category, top.component) == ("config_change", "qa-bot")
+    assert {"component": "gateway", "after": "qa-bot"} in d.incident["knock_on"]
+    assert d.mitigations[0].action == "config_revert"
+
+
+async def test_a_model_swap_upstream_explains_quality_falling_downstream_unless_exonerated(tmp_path):
+    def build(folder, swapped_measures_quality, downstream_release):
+        b = ScenarioBuilder(symptom="the support bot quotes policies that do not exist", service="bot",
+                            services={"bot": ["retriever"], "retriever": ["embedder"]})
+        ts, onset = b.ts, AT - 30 * 60
+        b.metric("llm_hallucination_ratio", {"service": "bot"}, step_up(ts, daily(ts, 0.04, noise=0.08, seed=1), onset + 60, 0.2))
+        b.metric("retrieval_hit_rate", {"service": "retriever"}, step_up(ts, daily(ts, 0.8, amplitude=0.02, noise=0.02, seed=2), onset, -0.5))
+        b.metric("http_requests_per_second", {"service": "embedder"}, daily(ts, 50, noise=0.04, seed=3))
+        if swapped_measures_quality:
+            b.metric("retrieval_hit_rate", {"service": "embedder"}, daily(ts, 0.9, amplitude=0.02, noise=0.02, seed=4))
+        b.change("chg-1", onset - 4 * 60, "embedder", "model", "embedder: pin e5-base -> gte-base",
+                 version="gte-base", previous_version="e5-base")
+        if downstream_release:
+            b.change("chg-2", onset - 6 * 60, "retriever", "deploy", "retriever v2.0: new scoring",
+                     version="v2.0", previous_version="v1.9")
+        return b.write(folder)
+
+    swap = await diagnose(build(tmp_path / "swap", False, False))
+    assert (swap.hypotheses[0].category, swap.hypotheses[0].component) == ("data_or_model", "embedder")
+    assert swap.mitigations[0].action == "model_rollback" and swap.mitigations[0].target == "embedder to e5-base"
+    exonerated = await diagnose(build(tmp_path / "exonerated", True, True))
+    assert (exonerated.hypotheses[0].category, exonerated.hypotheses[0].component) == ("code_change", "retriever")
+
+
+async def test_a_chain_of_knock_on_effects_leads_to_the_first_failure(tmp_path):
+    b = ScenarioBuilder(symptom="the web frontend shows errors on checkout", service="web",
+                        services={"web": ["cart"], "cart": ["inventory"]})
+    ts, onset = b.ts, AT - 20 * 60
+    for delay, svc in ((0, "inventory"), (90, "cart"), (180, "web")):
+        b.metric("http_error_ratio", {"service": svc}, step_up(ts, daily(ts, 0.002, noise=0.1, seed=delay), onset + delay, 0.3))
+    b.metric("cpu_utilization_ratio", {"service": "inventory"}, np.clip(step_up(ts, daily(ts, 0.4, noise=0.03, seed=9), onset - 60, 0.58), 0, 1))
+    b.change("chg-3", onset - 2 * 60, "inventory", "operation", "kubectl scale deploy/inventory --replicas=2 (was 12)")
+    d = await diagnose(b.write(tmp_path / "s"))
+    top = d.hypotheses[0]
+    assert (top.category, top.component) == ("operation_error", "inventory")
+    assert {k["component"] for k in d.incident["knock_on"]} == {"web", "cart"}
+    assert d.mitigations[0].action == "scale_out"

@@ -148,11 +148,14 @@ def _victim_of(profile: "Profile", profiles: dict[str, "Profile"], topology: dic
     """The component whose failure this one is a knock-on effect of, if any.
 
     A component is a victim when something it depends on (by the topology, or by naming it in its
-    own new error logs) departed from normal no later than it did.
+    own new error logs), or a sender its traffic series name as tenant or client, departed from
+    normal no later than it did.
     """
     if profile.onset is None:
         return None
-    suspects = _upstream(topology, profile.name) | _mentions(profile, profiles)
+    senders = {a.series.labels.get(label) for a in profile.anomalies if a.component == profile.name
+               for label in ATTRIBUTION_LABELS} & set(profiles)
+    suspects = _upstream(topology, profile.name) | _mentions(profile, profiles) | senders
     # Not the victim of a component whose departure this one's own traffic explains (its series
     # carry this component as tenant or client).
     suspects -= {a.component for a in profile.anomalies if a.component != profile.name}
