@@ -288,6 +288,9 @@ async def run_investigation(request: InvestigationRequest, config: SleuthConfig,
     """``investigate``, keeping the observations beside the diagnosis."""
     started = time.perf_counter()
     symptom = _validate(request)
+    if not (config.metrics.configured or config.logs.configured or config.changes.configured):
+        raise RequestError("no evidence source is configured; pass --config sleuth.yml (see sleuth.example.yml) "
+                           "or --scenario DIR")
     now = time.time()
     at = request.at if request.at is not None else now
     if at > now + 60:

@@ -68,6 +68,7 @@ def test_readable_report_and_charts(scenario, tmp_path):
         (["diagnose", "500s", "--scenario", "/nonexistent/folder"], "not a scenario folder"),
         (["diagnose", "500s", "--config", "/nonexistent/sleuth.yml"], "cannot read config"),
         (["eval", "/nonexistent/folder"], "neither a scenario folder"),
+        (["diagnose", "checkout is down"], "no evidence source is configured"),
     ],
 )
 def test_user_errors_end_in_one_sentence(scenario, args, message):
