@@ -18,6 +18,7 @@ from typing import Iterable, Iterator
 from pydantic import BaseModel, Field
 
 from tools.http import HttpSourceConfig, SourceError, make_client, request_json
+from tools.links import grafana_explore
 
 LEVELS = ("debug", "info", "warn", "error", "fatal")
 _LEVEL_ALIASES = {
@@ -232,14 +233,7 @@ class LokiClient:
     def link(self, query: str, start: float, end: float) -> str | None:
         if not self.config.grafana_url:
             return None
-        import urllib.parse
-
-        pane = {
-            "datasource": self.config.grafana_datasource or "loki",
-            "queries": [{"refId": "A", "expr": query}],
-            "range": {"from": str(int(start * 1000)), "to": str(int(end * 1000))},
-        }
-        return f"{self.config.grafana_url.rstrip('/')}/explore?left={urllib.parse.quote(json.dumps(pane))}"
+        return grafana_explore(self.config.grafana_url, self.config.grafana_datasource or "loki", query, start, end)
 
     async def aclose(self) -> None:
         await self.client.aclose()

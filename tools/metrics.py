@@ -8,10 +8,8 @@ within Prometheus's 5-minute lookback.
 
 from __future__ import annotations
 
-import json
 import math
 import re
-import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Protocol
@@ -20,6 +18,7 @@ import numpy as np
 from pydantic import BaseModel, Field, model_validator
 
 from tools.http import HttpSourceConfig, SourceError, make_client, request_json
+from tools.links import grafana_explore, prometheus_graph
 
 LOOKBACK_S = 300.0
 DISCOVERY_LABELS = ("service", "job", "app", "pod", "namespace")
@@ -134,28 +133,9 @@ class LinkConfig(BaseModel):
 
 def query_link(links: LinkConfig, api_url: str | None, query: str, start: float, end: float) -> str | None:
     if links.grafana_url:
-        pane = {
-            "datasource": links.grafana_datasource or "prometheus",
-            "queries": [{"refId": "A", "expr": query}],
-            "range": {"from": str(int(start * 1000)), "to": str(int(end * 1000))},
-        }
-        return f"{links.grafana_url.rstrip('/')}/explore?left={urllib.parse.quote(json.dumps(pane))}"
+        return grafana_explore(links.grafana_url, links.grafana_datasource or "prometheus", query, start, end)
     base = links.prometheus_url or api_url
-    if not base:
-        return None
-    params = {
-        "g0.expr": query,
-        "g0.tab": "0",
-        "g0.range_input": f"{max(60, int(end - start))}s",
-        "g0.end_input": _prom_time(end),
-    }
-    return f"{base.rstrip('/')}/graph?{urllib.parse.urlencode(params)}"
-
-
-def _prom_time(ts: float) -> str:
-    from tools.diagnosis import iso
-
-    return (iso(ts) or "").replace("T", " ").rstrip("Z")
+    return prometheus_graph(base, query, start, end) if base else None
 
 
 class PrometheusBackend:
