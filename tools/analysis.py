@@ -44,6 +44,7 @@ class Observations:
     change_lookback_s: float
     step_s: float = 60.0
     topology: dict[str, list[str]] = field(default_factory=dict)
+    owners: dict[str, str] = field(default_factory=dict)  # component -> who to page
     series: dict[str, list[Series]] = field(default_factory=dict)  # component -> series
     signal_names: dict[str, str] = field(default_factory=dict)  # query -> catalog signal name
     links: dict[str, str] = field(default_factory=dict)  # query -> link
@@ -274,7 +275,7 @@ def analyse(obs: Observations) -> Diagnosis:
     candidates = _candidates(obs, profiles, service, split, onset, change_ids, victims)
     hypotheses = _rank(candidates, service or "unknown", onset)
     by_id = {e.id: e for e in evidence}
-    mitigations = _mitigations(hypotheses, candidates, by_id)
+    mitigations = _mitigations(hypotheses, candidates, by_id, obs.owners)
 
     title = obs.symptom_text.strip().splitlines()[0][:120] if obs.symptom_text.strip() else "incident"
     return Diagnosis(
@@ -707,7 +708,7 @@ def _why_lower(cand: Candidate, above: Candidate) -> str:
 
 
 def _mitigations(hypotheses: list[Hypothesis], candidates: list[Candidate],
-                 by_id: dict[str, Evidence]) -> list[Mitigation]:
+                 by_id: dict[str, Evidence], owners: dict[str, str]) -> list[Mitigation]:
     live = [h for h in hypotheses if h.status != "refuted"]
     if not live:
         return []
@@ -719,7 +720,7 @@ def _mitigations(hypotheses: list[Hypothesis], candidates: list[Candidate],
         out.extend(_actions_for(hypothesis, cand, by_id))
     if top.confidence < 0.5 or top.category in ("unknown", "dependency"):
         out.append(Mitigation(
-            action="escalate", target=f"owner of {top.component}",
+            action="escalate", target=owners.get(top.component) or f"owner of {top.component}",
             rationale="the evidence is not conclusive enough to act alone" if top.confidence < 0.5
             else f"{top.component} is outside this service: its owners must act",
             risk="none: a page, nothing changes in production",
