@@ -230,3 +230,17 @@ async def test_a_chain_of_knock_on_effects_leads_to_the_first_failure(tmp_path):
     assert (top.category, top.component) == ("operation_error", "inventory")
     assert {k["component"] for k in d.incident["knock_on"]} == {"web", "cart"}
     assert d.mitigations[0].action == "scale_out"
+
+
+async def test_the_change_closest_before_the_onset_is_cited_and_one_after_it_is_not(tmp_path):
+    b = ScenarioBuilder(symptom="ledger writes fail", service="ledger")
+    ts, onset = b.ts, AT - 20 * 60
+    b.metric("http_error_ratio", {"service": "ledger"}, step_up(ts, daily(ts, 0.002, noise=0.1, seed=1), onset, 0.4))
+    b.change("chg-1", onset - 15 * 60, "ledger", "operation", "maintenance window opened (CR-1)")
+    b.change("chg-2", onset - 60, "ledger", "operation", "switchover of the writer to replica c (CR-1)")
+    b.change("chg-3", onset + 3 * 60, "ledger", "infra", "kernel reboot of the old writer (CR-1)")
+    d = await diagnose(b.write(tmp_path / "s"))
+    top = d.hypotheses[0]
+    assert top.category == "operation_error" and "chg-2" in top.statement
+    infra = [h for h in d.hypotheses if h.category == "infrastructure"]
+    assert all(h.confidence < top.confidence / 2 for h in infra)

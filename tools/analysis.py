@@ -171,10 +171,16 @@ def _victim_of(profile: "Profile", profiles: dict[str, "Profile"], topology: dic
     # component's own quality signals stayed normal.
     own_release = any(0 <= profile.onset - c.ts <= 1800 for c in profile.changes)
     if any(a.signal.kind == "quality" for a in profile.anomalies) and not own_release:
-        for name in _upstream(topology, profile.name):
-            other = profiles.get(name)
-            if other is None or _quality_stayed_normal(other):
+        upstream = _upstream(topology, profile.name)
+        for name, other in profiles.items():
+            if name == profile.name or _quality_stayed_normal(other):
                 continue
+            if name not in upstream:
+                # Where the topology does not relate them, the swapped component's own quality
+                # must have fallen first.
+                own = [a.anomaly.onset for a in other.anomalies if a.signal.kind == "quality" and a.component == name]
+                if not own or min(own) > profile.onset:
+                    continue
             for change in other.changes:
                 if change.kind in QUALITY_KINDS and 0 <= profile.onset - change.ts <= 1800:
                     earlier.append((change.ts, name))
@@ -239,7 +245,12 @@ def _pick_service(obs: Observations, profiles: dict[str, Profile], symptoms: lis
 def _symptom_onset(profile: Profile | None, symptoms: list[str]) -> tuple[float | None, list[SeriesAnomaly]]:
     if profile is None or not profile.anomalies:
         return None, []
-    matching = [a for a in profile.anomalies if a.signal.symptom in symptoms and a.anomaly.score >= 0.1]
+    # What users see (latency, errors, quality) marks the onset; a resource filling up before it
+    # is the cause's own drift, not the symptom.
+    matching = [a for a in profile.anomalies if a.signal.symptom in symptoms and a.anomaly.score >= 0.1
+                and a.signal.kind in ("symptom", "quality")]
+    if not matching:
+        matching = [a for a in profile.anomalies if a.signal.symptom in symptoms and a.anomaly.score >= 0.1]
     if not matching:
         matching = [a for a in profile.anomalies if a.signal.kind in ("symptom", "quality") and a.anomaly.score >= 0.1]
     if not matching:
@@ -385,8 +396,8 @@ def _change_evidence(obs: Observations, profiles: dict[str, Profile], split: flo
 def _proximity(lead_s: float) -> float:
     """How plausible it is that a change landing ``lead_s`` before the onset caused it."""
     minutes = lead_s / 60
-    if minutes < -2:
-        return 0.1  # landed after the onset: a reaction more often than a cause
+    if minutes < -1:
+        return 0.1  # landed after the onset (beyond its one-minute resolution): a reaction, not a cause
     if minutes <= 20:
         return 1.0
     return math.exp(-(minutes - 20) / 40)
@@ -401,7 +412,10 @@ def _earliness(profile: Profile, onset: float | None) -> float:
     if onset is None:
         return 1.0
     late = (profile.onset - onset) / 60
-    return 1.0 if late <= 1 else math.exp(-(late - 1) / 3)
+    if late > 1:
+        return math.exp(-(late - 1) / 3)  # after the symptom: more likely a knock-on effect
+    # Leading the symptom is what a cause does: up to a third more for three minutes or more.
+    return 1.0 + 0.1 * min(3.0, max(0.0, -late))
 
 
 def _scope(items: list[SeriesAnomaly], profile: Profile) -> dict[str, str]:
@@ -586,7 +600,10 @@ def _candidates(obs: Observations, profiles: dict[str, Profile], service: str | 
                 when = f"{_minutes(min(drift) - change.ts)} before {name} began to drift ({when})"
                 lead = min(drift) - change.ts
             strength = _proximity(lead) * (0.5 if victim_of else 1.0)
-            if strength > support[category].get("changes", 0.0):
+            best = chosen_change.get(category)
+            closer = best is not None and lead >= 0 and lead < split - best.ts
+            if strength > support[category].get("changes", 0.0) or (
+                    strength == support[category].get("changes") and closer):
                 support[category]["changes"] = strength
                 chosen_change[category] = change
                 change_reason[category] = f"{change.kind} {change.id} landed {when}: {change.summary}"
@@ -595,16 +612,20 @@ def _candidates(obs: Observations, profiles: dict[str, Profile], service: str | 
         # A component that went wrong with nothing more specific: from the service's side, a
         # failing dependency; the service itself, unknown.
         if core > 0 and not support:
-            category = "dependency" if name != service else "unknown"
-            support[category]["metrics"] = 0.0
+            if name != service:
+                # Its own departure is the evidence that the dependency failed.
+                support["dependency"]["metrics"] = 0.5 * profile.strength
+                evidence["dependency"] += metric_ids
+            else:
+                support["unknown"]["metrics"] = 0.0
         if victim_of:
             for category in support:
                 reasons[category].append(f"but {victim_of}, which {name} depends on or names in its errors, "
                                          "went wrong no later")
 
         for category, parts in support.items():
-            if victim_of and category == "dependency":
-                continue  # "its dependency failed" is the upstream's own hypothesis, not a new one
+            if victim_of and category in ("dependency", "unknown"):
+                continue  # explained by the upstream's own hypothesis, not a new one
             if generic and parts.get("logs", 0.0) < 0.5 * generic:
                 parts["logs"] = 0.5 * generic
                 evidence[category] += generic_ids
@@ -618,7 +639,8 @@ def _candidates(obs: Observations, profiles: dict[str, Profile], service: str | 
                     # A change on a neighbour we cannot see can still break the service it talks to.
                     effective_core = 0.3 * service_core
             combined = _noisy_or(parts.values())
-            score = 0.45 * effective_core + 0.55 * combined * (0.25 + 0.75 * effective_core)
+            # The departure says where; the support says why: a category without support stays low.
+            score = effective_core * (0.3 + 0.7 * combined) + 0.1 * combined
             reason_list = list(dict.fromkeys(reasons[category]))
             if change is not None:
                 reason_list.insert(0, change_reason[category])
