@@ -243,4 +243,4 @@ async def test_the_change_closest_before_the_onset_is_cited_and_one_after_it_is_
     top = d.hypotheses[0]
     assert top.category == "operation_error" and "chg-2" in top.statement
     infra = [h for h in d.hypotheses if h.category == "infrastructure"]
-    assert all(h.confidence < top.confidence / 2 for h in infra)
+    assert all(h.confidence < 0.6 * top.confidence and "after the onset" in h.statement for h in infra)

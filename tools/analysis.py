@@ -500,7 +500,15 @@ def _signature_support(profile: Profile) -> dict[str, tuple[float, list[SeriesAn
     add("dependency", [a for a in anomalies if a.signal.name == "upstream_throttling"])
     quality = [a for a in anomalies if a.signal.kind == "quality"]
     errors = [a for a in anomalies if a.signal.name == "error_rate"]
-    add("data_or_model", quality, 0.8 if errors else 1.0)
+    weight = 0.8 if errors else 1.0
+    if quality:
+        # Output quality fell right after a release or a config change, and no model or data
+        # changed: the quality drop is the symptom of that change, not a model problem.
+        first = min(a.anomaly.onset for a in quality)
+        recent = [c for c in profile.changes if 0 <= first - c.ts <= 1800]
+        if recent and not any(c.kind in QUALITY_KINDS for c in recent):
+            weight *= 0.6
+    add("data_or_model", quality, weight)
     return found
 
 
@@ -638,7 +646,8 @@ def _candidates(obs: Observations, profiles: dict[str, Profile], service: str | 
                 elif not profile.series and name in near:
                     # A change on a neighbour we cannot see can still break the service it talks to.
                     effective_core = 0.3 * service_core
-            combined = _noisy_or(parts.values())
+            # Independent supports add up (capped), so a cause with more kinds of evidence pulls ahead.
+            combined = min(1.5, sum(parts.values())) / 1.5
             # The departure says where; the support says why: a category without support stays low.
             score = effective_core * (0.3 + 0.7 * combined) + 0.1 * combined
             reason_list = list(dict.fromkeys(reasons[category]))
@@ -683,10 +692,13 @@ def _rank(candidates: list[Candidate], service: str, onset: float | None) -> lis
     ceiling = 0.95
     for position, cand in enumerate(live[:5]):
         above = live[position - 1] if position else None
-        nxt = live[position + 1].score if position + 1 < len(live) else 0.0
-        margin = (cand.score - nxt) / cand.score if cand.score else 0.0
-        # Confidence falls with rank, and the top one is tempered when the runner-up is close.
-        confidence = round(max(0.05, min(ceiling, cand.score * (0.75 + 0.25 * margin))), 2)
+        # Its strongest rival: the runner-up for the top hypothesis, the top one for the others.
+        rival = live[0].score if position else (live[1].score if len(live) > 1 else 0.0)
+        # Confidence: how much evidence (saturating), tempered by its share against the rival
+        # (a tie costs a fifth), and never above the hypothesis ranked before it.
+        level = 1 - math.exp(-2.2 * cand.score)
+        share = cand.score / (cand.score + rival) if cand.score else 0.0
+        confidence = round(max(0.05, min(ceiling, level * (0.6 + 0.4 * share))), 2)
         ceiling = confidence
         sources = {k for k, v in cand.support.items() if v > 0.05}
         status = "supported" if len(sources) >= 2 and confidence >= 0.35 else "proposed"
