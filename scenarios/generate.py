@@ -1119,6 +1119,32 @@ def search_scraper_flood() -> Scenario:
     return sc
 
 
+@scenario
+def dashboard_nothing_departs() -> Scenario:
+    """Users find the dashboard sluggish, but no signal leaves its normal range: not enough evidence."""
+    sc = Scenario("dashboard-nothing-departs", at="2026-08-18T15:45:00Z", title="Dashboard feels sluggish",
+                  symptom="a few customers say the analytics dashboard feels sluggish on their phones this afternoon",
+                  service="dashboard-web",
+                  services={"dashboard-web": ["dashboard-api", "auth"], "dashboard-api": ["warehouse"]},
+                  noise=0.07, amplitude=0.35, peak_hour=14)
+    sc.routine_changes(["dashboard-web", "dashboard-api", "auth", "warehouse"], 8)
+
+    sc.http_service("dashboard-web", 40, errors=0.002, p99=0.9, cpu=0.35)
+    sc.http_service("dashboard-api", 55, errors=0.002, p99=0.45)
+    sc.http_service("auth", 80, errors=0.001, p99=0.08)
+    sc.metric("cpu_utilization_ratio", "warehouse", 0.5, amp=0.4)
+    sc.metric("db_query_latency_p99_seconds", "warehouse", 1.2, amp=0.3, noise=0.1)
+    decoy = sc.deploy(sc.ago(12), "auth", "PR #902: rotate session signing key metadata", "priya")
+
+    access_logs(sc, "dashboard-web", 3, ["GET /d/{id:8}", "GET /d/{id:8}/panel/{int:1-30}", "GET /assets/app.{hex:8}.js"])
+    access_logs(sc, "dashboard-api", 3, ["POST /v1/query", "GET /v1/dashboards/{id:8}"])
+    sc.log("warehouse", "warn", "slow query {hex:10} took {ms:2000-9000}ms (scan {int:1-40} GB)", 1.2)
+    sc.log("auth", "info", "token refreshed for {user} in {ms:2-30}ms", 2)
+    sc.truth("unknown", "dashboard-web", ["escalate", "monitor"], sc.ago(40),
+             Decoy("auth", decoy, "auth deployed 12 minutes before the question; every signal stays normal"))
+    return sc
+
+
 # --------------------------------------------------------------------------------------------
 # Command line
 # --------------------------------------------------------------------------------------------

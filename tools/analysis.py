@@ -718,7 +718,8 @@ def _rank(candidates: list[Candidate], service: str, onset: float | None) -> lis
         what = f"{change.kind} {change.id} on {cand.component}" if change else cand.component
         hypotheses.append(Hypothesis(
             rank=len(hypotheses) + 1, category=cand.category, component=cand.component,
-            statement=f"{_NAMES.get(cand.category, cand.category)} in {cand.component}: {what} landed near the onset",
+            statement=f"{_NAMES.get(cand.category, cand.category)} in {cand.component}: {what} landed "
+                      + ("near the onset" if onset is not None else "in the window"),
             status="refuted", confidence=0.02, evidence=cand.evidence[:8],
             why_lower=f"refuted: {cand.refuted}", scope=cand.scope,
         ))
