@@ -24,7 +24,7 @@ from tools.changes import gather_changes
 from tools.diagnosis import Diagnosis, SourceReport, iso
 from tools.http import SourceError
 from tools.logs import LokiClient, TemplateMiner, build_logql, read_files
-from tools.metrics import DISCOVERY_LABELS, Series, discovery_matchers, open_backend, parse_selector
+from tools.metrics import DISCOVERY_LABELS, Series, discovery_matchers, open_backend, parse_selector, selector_for
 from tools.anomaly import DAY_S
 
 ProgressFn = Callable[[str, SourceReport], None]
@@ -155,7 +155,7 @@ async def _gather_metrics(config: SleuthConfig, components: list[str] | None, se
             async with limit:
                 queries += 1
                 labels = await backend.series(discovery_matchers(component), start, end)
-            selectors = sorted({_selector(l) for l in labels})
+            selectors = sorted({selector_for(labels_) for labels_ in labels})
             tasks += [fetch(component, sel, None) for sel in selectors]
             await asyncio.gather(*tasks)
 
@@ -182,12 +182,6 @@ def _distinct(series_list: list[Series]) -> list[Series]:
                    and np.array_equal(k.values, series.values) for k in kept):
             kept.append(series)
     return kept
-
-
-def _selector(labels: dict[str, str]) -> str:
-    from tools.metrics import selector_for
-
-    return selector_for(labels)
 
 
 async def _gather_logs(config: SleuthConfig, components: list[str] | None, start: float, split: float,

@@ -114,13 +114,6 @@ def _minutes(seconds: float) -> str:
     return f"{minutes:.0f} min" if minutes >= 1 else f"{abs(seconds):.0f} s"
 
 
-def _noisy_or(values: Iterable[float]) -> float:
-    out = 1.0
-    for v in values:
-        out *= 1 - max(0.0, min(1.0, v))
-    return 1 - out
-
-
 def _upstream(topology: dict[str, list[str]], component: str) -> set[str]:
     """Everything ``component`` depends on, directly or through others."""
     seen: set[str] = set()
