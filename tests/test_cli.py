@@ -138,3 +138,17 @@ def test_help_lists_every_command():
     assert run.returncode == 0
     for command in ("diagnose", "demo", "eval", "webhook"):
         assert command in run.stdout
+
+
+def test_demo_runs_end_to_end_with_no_server_and_no_key(tmp_path):
+    run = sleuth("demo", "--json", "--charts", str(tmp_path), env={"OPENAI_API_KEY": "", "SLEUTH_LLM_BASE_URL": ""})
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout)
+    assert CONTRACT <= set(result)
+    assert all(result["sources"][name]["status"] == "ok" for name in ("metrics", "logs", "changes"))
+    top = result["hypotheses"][0]
+    assert top["status"] == "supported" and top["evidence"]
+    assert result["mitigations"][0]["requires_approval"] is True
+    assert result["charts"] and all(Path(p).exists() for p in result["charts"])
+    readable = sleuth("demo")
+    assert readable.returncode == 0 and "Demo:" in readable.stdout and "Hypotheses" in readable.stdout
