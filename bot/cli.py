@@ -210,6 +210,15 @@ def webhook(
     _guard(work)
 
 
+def _register_subcommands() -> None:
+    from bot.index_cli import index_app
+
+    app.add_typer(index_app, name="index")
+
+
+_register_subcommands()
+
+
 def main() -> None:
     app()
 

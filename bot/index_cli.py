@@ -1,0 +1,217 @@
+"""``sleuth index``: fill and search the memory of past incidents and runbooks.
+
+A typer sub-app; bot/cli.py registers it with ``app.add_typer(index_app, name="index")``.
+Chroma is imported inside the commands so that ``sleuth --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import typer
+
+index_app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Sleuth's memory: past incidents and runbooks in Chroma, and similar-incident search.",
+    pretty_exceptions_enable=False,
+)
+
+_MEMORY_HELP = "embedded store folder (default: .sleuth/memory)"
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def _guard(work: Callable[[], Any]) -> Any:
+    from index.errors import SleuthIndexError
+
+    try:
+        return work()
+    except SleuthIndexError as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        _fail("interrupted")
+
+
+def _memory(memory: Optional[Path], chroma_host: Optional[str], chroma_port: Optional[int], chroma_ssl: bool,
+            embedding: str, embedding_url: Optional[str], embedding_model: Optional[str],
+            embedding_key_env: Optional[str], dim: int):
+    from index.embeddings import EmbeddingConfig
+    from index.store import ChromaServerConfig, Memory, MemoryConfig
+
+    if memory is not None and (chroma_host or chroma_port):
+        _fail("give either --memory DIR (embedded) or --chroma-host/--chroma-port (a server), not both")
+    if embedding not in ("hashed", "openai", "onnx-minilm"):
+        _fail(f"unknown --embedding {embedding!r}; use hashed, openai or onnx-minilm")
+    server = None
+    if chroma_host or chroma_port:
+        server = ChromaServerConfig(host=chroma_host or "127.0.0.1", port=chroma_port or 8000, ssl=chroma_ssl)
+    config = MemoryConfig(
+        path=memory if memory is not None else MemoryConfig().path,
+        server=server,
+        embedding=EmbeddingConfig(kind=embedding, base_url=embedding_url, model=embedding_model,  # type: ignore[arg-type]
+                                  api_key_env=embedding_key_env, dim=dim),
+    )
+    return Memory(config)
+
+
+# Options shared by every command.
+_memory_opt = typer.Option(None, "--memory", help=_MEMORY_HELP)
+_host_opt = typer.Option(None, "--chroma-host", help="a Chroma server instead of the embedded store")
+_port_opt = typer.Option(None, "--chroma-port", help="the Chroma server's port (default 8000)")
+_ssl_opt = typer.Option(False, "--chroma-ssl", help="reach the Chroma server over HTTPS")
+_emb_opt = typer.Option("hashed", "--embedding", help="hashed (offline default), openai or onnx-minilm")
+_emb_url_opt = typer.Option(None, "--embedding-url", help="openai: base URL, e.g. http://127.0.0.1:11434/v1")
+_emb_model_opt = typer.Option(None, "--embedding-model", help="openai: model name")
+_emb_key_opt = typer.Option("OPENAI_API_KEY", "--embedding-key-env", help="openai: NAME of the env var with the key")
+_dim_opt = typer.Option(1024, "--dim", help="hashed: vector dimension")
+
+
+@index_app.command()
+def add(
+    paths: list[Path] = typer.Argument(..., help="postmortem files or folders (.md, .json, .jsonl), or runbook folders"),
+    runbooks: bool = typer.Option(False, "--runbooks", help="the paths are runbooks (Markdown with front matter)"),
+    as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
+    memory: Optional[Path] = _memory_opt,
+    chroma_host: Optional[str] = _host_opt,
+    chroma_port: Optional[int] = _port_opt,
+    chroma_ssl: bool = _ssl_opt,
+    embedding: str = _emb_opt,
+    embedding_url: Optional[str] = _emb_url_opt,
+    embedding_model: Optional[str] = _emb_model_opt,
+    embedding_key_env: Optional[str] = _emb_key_opt,
+    dim: int = _dim_opt,
+) -> None:
+    """Add postmortems (or --runbooks) to the memory; the same document twice is one record."""
+
+    def work() -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        from index.records import collect
+        from index.store import IngestSummary
+
+        records, file_skips = collect(paths, runbooks=runbooks)
+        mem = _memory(memory, chroma_host, chroma_port, chroma_ssl, embedding, embedding_url, embedding_model,
+                      embedding_key_env, dim)
+        err = Console(stderr=True)
+        ingest = mem.add_runbooks if runbooks else mem.add_records
+        with Progress(TextColumn("[bold]embedding[/bold]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=err, transient=True, disable=as_json or not err.is_terminal) as progress:
+            task = progress.add_task("ingest", total=len(records))
+            summary = ingest(records, on_progress=lambda done, total: progress.update(task, completed=done,
+                                                                                        total=total))
+        summary = IngestSummary(skipped=list(file_skips)).merge(summary) if file_skips else summary
+        if as_json:
+            sys.stdout.write(json.dumps(summary.to_dict(), indent=2) + "\n")
+            return
+        _print_summary(summary, "runbooks" if runbooks else "incidents", mem.config.where())
+
+    _guard(work)
+
+
+def _print_summary(summary, collection: str, where: str) -> None:
+    from rich.console import Console
+
+    console = Console()
+    unchanged = [i for i, why in summary.skipped if why == "unchanged"]
+    others = [(i, why) for i, why in summary.skipped if why != "unchanged"]
+    console.print(f"{collection} in {where}: [green]{len(summary.added)} added[/green], "
+                  f"[yellow]{len(summary.updated)} updated[/yellow], {len(summary.skipped)} skipped "
+                  f"({len(unchanged)} unchanged, {len(others)} with problems)")
+    for rid in summary.updated[:20]:
+        console.print(f"  updated {rid}")
+    if len(summary.updated) > 20:
+        console.print(f"  ... and {len(summary.updated) - 20} more updated")
+    for rid, why in others:
+        console.print(f"  [red]skipped[/red] {rid}: {why}", highlight=False)
+
+
+@index_app.command()
+def search(
+    text: str = typer.Argument(..., help="the symptom, alert or question"),
+    service: Optional[str] = typer.Option(None, "--service", "-s", help="keep incidents on this service"),
+    since: Optional[str] = typer.Option(None, "--since", help="keep incidents from this date (YYYY-MM-DD)"),
+    k: int = typer.Option(5, "--k", "-k", min=1, max=100, help="how many incidents"),
+    as_json: bool = typer.Option(False, "--json", help="print results and suggestion as JSON"),
+    memory: Optional[Path] = _memory_opt,
+    chroma_host: Optional[str] = _host_opt,
+    chroma_port: Optional[int] = _port_opt,
+    chroma_ssl: bool = _ssl_opt,
+    embedding: str = _emb_opt,
+    embedding_url: Optional[str] = _emb_url_opt,
+    embedding_model: Optional[str] = _emb_model_opt,
+    embedding_key_env: Optional[str] = _emb_key_opt,
+    dim: int = _dim_opt,
+) -> None:
+    """Find similar past incidents; suggest a root-cause category and the fixes that worked."""
+
+    def work() -> None:
+        mem = _memory(memory, chroma_host, chroma_port, chroma_ssl, embedding, embedding_url, embedding_model,
+                      embedding_key_env, dim)
+        results = mem.find_similar_incidents(text, service=service, since=since, k=k)
+        suggestion = mem.suggest(results)
+        runbooks = mem.find_runbooks(text, category=suggestion.category, k=2)
+        if as_json:
+            payload = {"results": [r.to_dict() for r in results], "suggestion": suggestion.to_dict(),
+                       "runbooks": [r.__dict__ for r in runbooks]}
+            sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+            return
+        _print_results(results, suggestion, runbooks, mem.config.where())
+
+    _guard(work)
+
+
+def _print_results(results, suggestion, runbooks, where: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    if not results:
+        console.print(f"no past incidents in {where}; add postmortems with `sleuth index add PATH`")
+        return
+    table = Table(title="similar past incidents")
+    for column in ("id", "title", "score", "category", "fixed by", "why"):
+        table.add_column(column, overflow="fold")
+    for r in results:
+        table.add_row(r.id, r.title, f"{r.score:.2f}", r.category or "-", ", ".join(r.mitigations) or "-", r.why)
+    console.print(table)
+    if suggestion.category:
+        console.print(f"suggested root cause: [bold]{suggestion.category}[/bold] (confidence {suggestion.confidence:.0%})")
+    for m in suggestion.mitigations[:3]:
+        console.print(f"  try {m.action}: {m.provenance}")
+    for book in runbooks:
+        console.print(f"runbook: {book.title} ({book.source})", highlight=False)
+
+
+@index_app.command()
+def rebuild(
+    memory: Optional[Path] = _memory_opt,
+    chroma_host: Optional[str] = _host_opt,
+    chroma_port: Optional[int] = _port_opt,
+    chroma_ssl: bool = _ssl_opt,
+    embedding: str = _emb_opt,
+    embedding_url: Optional[str] = _emb_url_opt,
+    embedding_model: Optional[str] = _emb_model_opt,
+    embedding_key_env: Optional[str] = _emb_key_opt,
+    dim: int = _dim_opt,
+) -> None:
+    """Re-embed everything with the configured embedding function (after changing it)."""
+
+    def work() -> None:
+        mem = _memory(memory, chroma_host, chroma_port, chroma_ssl, embedding, embedding_url, embedding_model,
+                      embedding_key_env, dim)
+        counts = mem.rebuild()
+        if not counts:
+            typer.echo(f"nothing to rebuild in {mem.config.where()}")
+            return
+        typer.echo(f"re-embedded with {mem.embedding.name()}: "
+                   + ", ".join(f"{n} {name}" for name, n in counts.items()))
+
+    _guard(work)
