@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
+from index.config import MemoryConfig
 from tools.changes import ChangesConfig
 from tools.logs import LogsConfig
 from tools.metrics import MetricsConfig
@@ -76,6 +77,7 @@ class SleuthConfig(BaseModel):
     changes: ChangesConfig = Field(default_factory=ChangesConfig)
     services: dict[str, ServiceConfig] = Field(default_factory=dict)
     investigation: InvestigationConfig = Field(default_factory=InvestigationConfig)
+    memory: MemoryConfig | None = Field(None, description="past-incident memory (sleuth index add fills it)")
 
 
 _VAR = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
@@ -176,4 +178,6 @@ def resolve_paths(config: SleuthConfig, base: Path) -> SleuthConfig:
     config.changes.files = [fix(p) for p in config.changes.files]
     if config.changes.webhook:
         config.changes.webhook.store = fix(config.changes.webhook.store)
+    if config.memory:
+        config.memory.path = fix(config.memory.path)
     return config

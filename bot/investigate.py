@@ -69,6 +69,8 @@ class _Gathered:
     log_links: dict[str, str] = field(default_factory=dict)
     changes: list = field(default_factory=list)
     change_queries: list[str] = field(default_factory=list)
+    similar: list = field(default_factory=list)  # index.store.SimilarResult
+    similar_query: str = ""
 
 
 def _describe_source(name: str, config: SleuthConfig) -> str:
@@ -253,6 +255,32 @@ async def _gather_changes(config: SleuthConfig, start: float, end: float, out: _
     return SourceReport("ok", f"{len(changes)} changes", queries=len(feeds))
 
 
+async def _gather_incidents(config: SleuthConfig, symptom: str, service: str | None, out: _Gathered) -> SourceReport:
+    if config.memory is None:
+        return SourceReport("not_configured", "no past-incident memory in the config (memory:); fill one with sleuth index add")
+    from index.errors import SleuthIndexError
+    from index.store import Memory
+
+    memory_config = config.memory
+
+    def search() -> list:
+        memory = Memory(memory_config)
+        if memory.count() == 0:
+            return []
+        return memory.find_similar_incidents(symptom, service=service, k=5)
+
+    try:
+        out.similar = await asyncio.to_thread(search)
+    except SleuthIndexError as exc:
+        return SourceReport("error", str(exc), queries=1)
+    out.similar_query = f"similar incidents to {symptom!r}" + (f" on {service}" if service else "") + \
+        f" in {memory_config.where()}"
+    if not out.similar:
+        return SourceReport("no_data", f"{memory_config.where()} holds no past incidents; add some with sleuth index add",
+                            queries=1)
+    return SourceReport("ok", f"{len(out.similar)} similar past incidents", queries=1)
+
+
 def _validate(request: InvestigationRequest) -> str:
     symptom = (request.symptom or "").strip()
     if not symptom:
@@ -282,7 +310,7 @@ async def run_investigation(request: InvestigationRequest, config: SleuthConfig,
     """``investigate``, keeping the observations beside the diagnosis."""
     started = time.perf_counter()
     symptom = _validate(request)
-    if not (config.metrics.configured or config.logs.configured or config.changes.configured):
+    if not (config.metrics.configured or config.logs.configured or config.changes.configured or config.memory):
         raise RequestError("no evidence source is configured; pass --config sleuth.yml (see sleuth.example.yml) "
                            "or --scenario DIR")
     now = time.time()
@@ -313,6 +341,8 @@ async def run_investigation(request: InvestigationRequest, config: SleuthConfig,
                timeout_s, _describe_source("logs", config), reports, on_progress),
         _timed("changes", _gather_changes(config, window_start - lookback_s - baseline_s, at, gathered),
                timeout_s, _describe_source("changes", config), reports, on_progress),
+        _timed("incidents", _gather_incidents(config, symptom, request.service, gathered),
+               timeout_s, "incidents (past-incident memory)", reports, on_progress),
     )
     gathered_at = time.perf_counter()
 
@@ -330,11 +360,12 @@ async def run_investigation(request: InvestigationRequest, config: SleuthConfig,
         templates=list(gathered.miner.templates.values()), log_queries=gathered.log_queries,
         log_links=gathered.log_links,
         changes=gathered.changes, change_queries=gathered.change_queries,
+        similar=[r.to_dict() for r in gathered.similar], similar_query=gathered.similar_query,
     )
     diagnosis = analyse(observations)
     done = time.perf_counter()
-    diagnosis.sources = {name: reports[name] for name in ("metrics", "logs", "changes")}
-    diagnosis.sources["incidents"] = SourceReport("not_configured", "past-incident memory is not set up")
+    diagnosis.sources = {name: reports[name] for name in ("metrics", "logs", "changes", "incidents")}
+    diagnosis.similar_incidents = [r.to_similar_incident() for r in gathered.similar]
     diagnosis.timings = {
         "gather_ms": round((gathered_at - started) * 1000, 1),
         "analyse_ms": round((done - gathered_at) * 1000, 1),

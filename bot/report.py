@@ -16,7 +16,7 @@ _STATUS_STYLE = {"ok": "green", "no_data": "yellow", "not_configured": "dim", "e
 class SourceProgress:
     """A live table of the sources: waiting, then ok / no data / error with the reason."""
 
-    def __init__(self, console: Console, names: tuple[str, ...] = ("metrics", "logs", "changes")) -> None:
+    def __init__(self, console: Console, names: tuple[str, ...] = ("metrics", "logs", "changes", "incidents")) -> None:
         self.console = console
         self.state: dict[str, SourceReport | None] = {name: None for name in names}
         self.live = Live(self._render(), console=console, refresh_per_second=8, transient=True)

@@ -21,13 +21,13 @@ import re
 import zlib
 from collections import Counter
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
 from chromadb.utils.embedding_functions import register_embedding_function
-from pydantic import BaseModel, Field
 
+from index.config import EmbeddingConfig  # noqa: F401 - re-exported
 from index.errors import EmbeddingError
 
 # Common English words carry no incident-specific meaning; dropping them sharpens the vectors.
@@ -246,20 +246,6 @@ class LocalMiniLMEmbedding(EmbeddingFunction[Documents]):
 
     def default_space(self) -> str:  # type: ignore[override]
         return "cosine"
-
-
-class EmbeddingConfig(BaseModel):
-    """Which embedding function builds the memory (``memory.embedding`` in sleuth.yml)."""
-
-    model_config = {"extra": "forbid"}
-
-    kind: Literal["hashed", "openai", "onnx-minilm"] = "hashed"
-    dim: int = Field(1024, ge=16, le=65536, description="hashed: vector dimension")
-    base_url: str | None = Field(None, description="openai: e.g. http://127.0.0.1:11434/v1")
-    model: str | None = Field(None, description="openai: the embedding model name")
-    api_key_env: str | None = Field("OPENAI_API_KEY", description="openai: NAME of the env var holding the key")
-    dimensions: int | None = Field(None, description="openai: ask the model for this many dimensions")
-    model_dir: str | None = Field(None, description="onnx-minilm: folder with the six model files")
 
 
 def make_embedding(config: EmbeddingConfig | None = None) -> EmbeddingFunction:

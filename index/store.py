@@ -28,48 +28,18 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
-from pydantic import BaseModel, Field
-
-from index.embeddings import EmbeddingConfig, make_embedding
+from index.config import ChromaServerConfig, EmbeddingConfig, MemoryConfig  # noqa: F401 - re-exported
+from index.embeddings import make_embedding
 from index.errors import ChromaUnavailable, EmbeddingMismatch, SleuthIndexError
 from index.records import IncidentRecord, RunbookRecord, normalise_date
 
 INCIDENTS = "incidents"
 RUNBOOKS = "runbooks"
-DEFAULT_PATH = Path(".sleuth/memory")
 _REBUILD_SUFFIX = "-rebuilding"
 _GET_PAGE = 1000
 
 
 # --- configuration -----------------------------------------------------------------------------
-
-
-class ChromaServerConfig(BaseModel):
-    """A Chroma server (``chroma run``) reached through HttpClient."""
-
-    model_config = {"extra": "forbid"}
-
-    host: str = "127.0.0.1"
-    port: int = Field(8000, ge=1, le=65535)
-    ssl: bool = False
-    headers: dict[str, str] = Field(default_factory=dict, description="e.g. {Authorization: 'Bearer ${CHROMA_TOKEN}'}")
-
-    def url(self) -> str:
-        return f"{'https' if self.ssl else 'http'}://{self.host}:{self.port}"
-
-
-class MemoryConfig(BaseModel):
-    """``memory:`` in sleuth.yml: where the memory lives and how it embeds."""
-
-    model_config = {"extra": "forbid"}
-
-    path: Path = Field(DEFAULT_PATH, description="embedded store folder (ignored when server is set)")
-    server: ChromaServerConfig | None = None
-    embedding: EmbeddingConfig = Field(default_factory=EmbeddingConfig)
-    recency_half_life_days: float = Field(730.0, gt=0, description="how fast the mild recency preference fades")
-
-    def where(self) -> str:
-        return f"the Chroma server at {self.server.url()}" if self.server else f"the memory at {self.path}"
 
 
 # --- results -----------------------------------------------------------------------------------

@@ -53,6 +53,9 @@ class Observations:
     log_links: dict[str, str] = field(default_factory=dict)  # component -> link
     changes: list[Change] = field(default_factory=list)
     change_queries: list[str] = field(default_factory=list)
+    # Similar past incidents (dicts: id, title, similarity, score, categories, mitigations, ...).
+    similar: list[dict] = field(default_factory=list)
+    similar_query: str = ""
 
 
 @dataclass
@@ -274,12 +277,14 @@ def analyse(obs: Observations) -> Diagnosis:
     _metric_evidence(obs, profiles, evidence)
     _log_evidence(obs, profiles, split, evidence)
     change_ids = _change_evidence(obs, profiles, split, evidence)
+    precedent = _incident_evidence(obs, evidence)
 
     victims = {name: cause for name, p in profiles.items() if (cause := _victim_of(p, profiles, obs.topology))}
-    candidates = _candidates(obs, profiles, service, split, onset, change_ids, victims)
+    candidates = _candidates(obs, profiles, service, split, onset, change_ids, victims, precedent)
     hypotheses = _rank(candidates, service or "unknown", onset)
     by_id = {e.id: e for e in evidence}
     mitigations = _mitigations(hypotheses, candidates, by_id, obs.owners)
+    _cite_precedent(mitigations, hypotheses, precedent)
 
     title = obs.symptom_text.strip().splitlines()[0][:120] if obs.symptom_text.strip() else "incident"
     return Diagnosis(
@@ -384,6 +389,43 @@ def _change_evidence(obs: Observations, profiles: dict[str, Profile], split: flo
             details={"change_id": change.id, "kind": change.kind, "lead_s": lead},
         ))
     return ids
+
+
+@dataclass
+class Precedent:
+    """What similar past incidents say about a category: the share of their vote, and who voted."""
+
+    share: float
+    evidence: list[str]
+    mitigations: dict[str, list[str]]  # action -> past incident ids it resolved
+
+
+def _incident_evidence(obs: Observations, evidence: list[Evidence]) -> dict[str, Precedent]:
+    """Similar past incidents as evidence, and their similarity-weighted vote per category."""
+    votes: dict[str, float] = defaultdict(float)
+    precedent: dict[str, Precedent] = {}
+    for number, past in enumerate(obs.similar, 1):
+        eid = f"i{number}"
+        categories = [c for c in past.get("categories") or [past.get("category")] if c and c != "unknown"]
+        fixes = ", ".join(past.get("mitigations") or []) or "not recorded"
+        evidence.append(Evidence(
+            id=eid, source="incidents", query=obs.similar_query,
+            summary=f"past incident {past['id']}: {past.get('title', '')} (root cause {', '.join(categories) or 'unknown'}; "
+                    f"fixed by {fixes}); {past.get('why', '')}".strip("; "),
+            onset=past.get("date"), score=round(float(past.get("similarity", 0.0)), 3),
+            details={"record_id": past["id"], "categories": categories, "mitigations": past.get("mitigations") or []},
+        ))
+        weight = max(float(past.get("score", past.get("similarity", 0.0))), 0.0) ** 2
+        for category in categories:
+            votes[category] += weight / len(categories)
+            entry = precedent.setdefault(category, Precedent(0.0, [], defaultdict(list)))
+            entry.evidence.append(eid)
+            for action in past.get("mitigations") or []:
+                entry.mitigations[action].append(past["id"])
+    total = sum(votes.values())
+    for category, entry in precedent.items():
+        entry.share = votes[category] / total if total else 0.0
+    return precedent
 
 
 def _proximity(lead_s: float) -> float:
@@ -534,7 +576,8 @@ def _downstream_quality(profiles: dict[str, Profile], topology: dict[str, list[s
 
 
 def _candidates(obs: Observations, profiles: dict[str, Profile], service: str | None, split: float,
-                onset: float | None, change_ids: dict[str, str], victims: dict[str, str]) -> list[Candidate]:
+                onset: float | None, change_ids: dict[str, str], victims: dict[str, str],
+                precedent: dict[str, Precedent]) -> list[Candidate]:
     near = _related(obs.topology, service) if service else set()
     service_core = 0.0
     if service and service in profiles:
@@ -630,6 +673,12 @@ def _candidates(obs: Observations, profiles: dict[str, Profile], service: str | 
             if generic and parts.get("logs", 0.0) < 0.5 * generic:
                 parts["logs"] = 0.5 * generic
                 evidence[category] += generic_ids
+            past = precedent.get(category)
+            if past and past.share > 0:
+                # Similar past incidents had this cause: a modest nudge, never a cause by itself.
+                parts["incidents"] = 0.4 * past.share
+                evidence[category] += past.evidence[:2]
+                reasons[category].append(f"similar past incidents had this cause ({past.share:.0%} of their vote)")
             change = chosen_change.get(category)
             effective_core = core
             if change is not None and core == 0:
@@ -761,6 +810,19 @@ def _mitigations(hypotheses: list[Hypothesis], candidates: list[Candidate],
             seen.add((m.action, m.target))
             unique.append(m)
     return unique
+
+
+def _cite_precedent(mitigations: list[Mitigation], hypotheses: list[Hypothesis],
+                    precedent: dict[str, Precedent]) -> None:
+    """Say where a proposed action already worked: past incidents of the same cause it resolved."""
+    categories = [h.category for h in hypotheses if h.status != "refuted"]
+    for mitigation in mitigations:
+        for category in categories:
+            worked = precedent.get(category, Precedent(0.0, [], {})).mitigations.get(mitigation.action)
+            if worked:
+                note = "worked in " + ", ".join(dict.fromkeys(worked))
+                mitigation.provenance = f"{mitigation.provenance}; {note}" if mitigation.provenance else note
+                break
 
 
 def _text_of(ids: list[str], by_id: dict[str, Evidence]) -> str:
