@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from pydantic import BaseModel, Field, ValidationError
+
+if TYPE_CHECKING:
+    from index.config import MemoryConfig
 
 from bot.config import ConfigError, ServiceConfig, SleuthConfig, explain
 from bot.investigate import InvestigationRequest, parse_at, RequestError
@@ -103,6 +106,9 @@ def load_scenario(folder: Path, base: SleuthConfig | None = None) -> Scenario:
     config.logs = LogsConfig(files=[logs] if logs.exists() else [])
     config.changes = ChangesConfig(files=[changes] if changes.exists() else [])
     config.services = {**config.services, **description.services}
+    history = scenario_history(folder)
+    if history:
+        config.memory = history_memory(history, config.memory)
     config.investigation.window = description.window
     if description.baseline:
         config.investigation.baseline = description.baseline
@@ -112,6 +118,52 @@ def load_scenario(folder: Path, base: SleuthConfig | None = None) -> Scenario:
         raise ConfigError(f"{described}: 'at' {exc}") from exc
     request = InvestigationRequest(description.symptom, description.service, at, description.window)
     return Scenario(folder, description, request, config)
+
+
+def scenario_history(folder: Path) -> list[Path]:
+    """Past incidents a scenario may remember: its own history/ and the history/ beside it."""
+    return [p for p in (Path(folder) / "history", Path(folder).parent / "history") if p.is_dir()]
+
+
+def history_memory(paths: list[Path], base: "MemoryConfig | None" = None) -> "MemoryConfig":
+    """A memory holding the postmortems under ``paths``, built once and cached by content.
+
+    Built in a fresh folder, then renamed into place, so a run never sees a half-built memory.
+    """
+    import hashlib
+    import os
+    import shutil
+    import tempfile
+
+    from index.config import MemoryConfig
+    from index.errors import SleuthIndexError
+    from index.records import collect
+    from index.store import Memory
+
+    embedding = (base or MemoryConfig()).embedding
+    digest = hashlib.sha256(embedding.model_dump_json().encode())
+    files = sorted(f for p in paths for f in p.rglob("*") if f.is_file())
+    for f in files:
+        digest.update(str(f.relative_to(f.parents[1])).encode() + f.read_bytes())
+    root = Path(tempfile.gettempdir()) / "sleuth-scenario-memory"
+    target = root / digest.hexdigest()[:20]
+    config = MemoryConfig(path=target, embedding=embedding)
+    if (target / ".complete").exists():
+        return config
+    root.mkdir(parents=True, exist_ok=True)
+    building = Path(tempfile.mkdtemp(prefix="building-", dir=root))
+    try:
+        records, _skipped = collect(paths)
+        Memory(MemoryConfig(path=building, embedding=embedding)).add_records(records)
+        (building / ".complete").touch()
+        try:
+            os.replace(building, target)
+        except OSError:
+            shutil.rmtree(building, ignore_errors=True)  # another run finished first: use its copy
+    except SleuthIndexError as exc:
+        shutil.rmtree(building, ignore_errors=True)
+        raise ConfigError(f"the scenario's history could not be read: {exc}") from exc
+    return config
 
 
 def load_truth(folder: Path) -> Truth | None:

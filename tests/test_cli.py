@@ -145,7 +145,8 @@ def test_demo_runs_end_to_end_with_no_server_and_no_key(tmp_path):
     assert run.returncode == 0, run.stderr
     result = json.loads(run.stdout)
     assert CONTRACT <= set(result)
-    assert all(result["sources"][name]["status"] == "ok" for name in ("metrics", "logs", "changes"))
+    assert all(result["sources"][name]["status"] == "ok" for name in ("metrics", "logs", "changes", "incidents"))
+    assert result["similar_incidents"], "the bundled history beside the scenarios is the demo's memory"
     top = result["hypotheses"][0]
     assert top["status"] == "supported" and top["evidence"]
     assert result["mitigations"][0]["requires_approval"] is True
