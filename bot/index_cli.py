@@ -70,7 +70,7 @@ _emb_opt = typer.Option("hashed", "--embedding", help="hashed (offline default),
 _emb_url_opt = typer.Option(None, "--embedding-url", help="openai: base URL, e.g. http://127.0.0.1:11434/v1")
 _emb_model_opt = typer.Option(None, "--embedding-model", help="openai: model name")
 _emb_key_opt = typer.Option("OPENAI_API_KEY", "--embedding-key-env", help="openai: NAME of the env var with the key")
-_dim_opt = typer.Option(1024, "--dim", help="hashed: vector dimension")
+_dim_opt = typer.Option(2048, "--dim", help="hashed: vector dimension")
 
 
 @index_app.command()

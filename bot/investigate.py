@@ -21,7 +21,7 @@ from bot.config import SleuthConfig, parse_duration
 from tools.analysis import Observations, analyse
 from tools.catalog import DEFAULT_SIGNALS
 from tools.changes import gather_changes
-from tools.diagnosis import Diagnosis, SourceReport, iso
+from tools.diagnosis import Diagnosis, Evidence, SourceReport, iso
 from tools.http import SourceError
 from tools.logs import LokiClient, TemplateMiner, build_logql, read_files
 from tools.metrics import DISCOVERY_LABELS, Series, discovery_matchers, open_backend, parse_selector, selector_for
@@ -255,6 +255,38 @@ async def _gather_changes(config: SleuthConfig, start: float, end: float, out: _
     return SourceReport("ok", f"{len(changes)} changes", queries=len(feeds))
 
 
+async def _attach_runbook(config: SleuthConfig, symptom: str, diagnosis: Diagnosis) -> SourceReport:
+    """The runbook for the top hypothesis's cause, as evidence behind the proposed mitigations."""
+    live = [h for h in diagnosis.hypotheses if h.status != "refuted"]
+    if config.memory is None or not live:
+        return SourceReport("not_configured", "no past-incident memory in the config (memory:)")
+    from index.errors import SleuthIndexError
+    from index.store import Memory
+
+    category = live[0].category
+    query = f"{symptom}. {live[0].statement}"
+    started = time.perf_counter()
+    try:
+        found = await asyncio.to_thread(lambda: Memory(config.memory).find_runbooks(query, category=category, k=5))
+    except SleuthIndexError as exc:
+        return SourceReport("error", str(exc), queries=1)
+    elapsed = round((time.perf_counter() - started) * 1000, 1)
+    found = [book for book in found if category in book.categories]  # a runbook for this cause, or none
+    if not found:
+        return SourceReport("no_data", f"no runbook for {category}; add some with sleuth index add --runbooks DIR",
+                            elapsed_ms=elapsed, queries=1)
+    book = found[0]
+    diagnosis.evidence.append(Evidence(
+        id="r1", source="runbooks", query=f"runbooks for {category} like {symptom!r} in {config.memory.where()}",
+        summary=f"runbook '{book.title}' ({book.source or book.id}): check, measure, triage, remediate, verify",
+        score=round(book.similarity, 3), component=live[0].component,
+        details={"runbook_id": book.id, "categories": book.categories},
+    ))
+    for mitigation in diagnosis.mitigations:
+        mitigation.evidence.append("r1")
+    return SourceReport("ok", f"runbook '{book.title}'", elapsed_ms=elapsed, queries=1)
+
+
 async def _gather_incidents(config: SleuthConfig, symptom: str, service: str | None, out: _Gathered) -> SourceReport:
     if config.memory is None:
         return SourceReport("not_configured", "no past-incident memory in the config (memory:); fill one with sleuth index add")
@@ -363,12 +395,15 @@ async def run_investigation(request: InvestigationRequest, config: SleuthConfig,
         similar=[r.to_dict() for r in gathered.similar], similar_query=gathered.similar_query,
     )
     diagnosis = analyse(observations)
-    done = time.perf_counter()
+    analysed_at = time.perf_counter()
     diagnosis.sources = {name: reports[name] for name in ("metrics", "logs", "changes", "incidents")}
     diagnosis.similar_incidents = [r.to_similar_incident() for r in gathered.similar]
+    diagnosis.sources["runbooks"] = await _attach_runbook(config, symptom, diagnosis)
+    done = time.perf_counter()
     diagnosis.timings = {
         "gather_ms": round((gathered_at - started) * 1000, 1),
-        "analyse_ms": round((done - gathered_at) * 1000, 1),
+        "analyse_ms": round((analysed_at - gathered_at) * 1000, 1),
+        "runbook_ms": round((done - analysed_at) * 1000, 1),
         "total_ms": round((done - started) * 1000, 1),
     }
     return Investigation(diagnosis, observations)

@@ -24,6 +24,7 @@ from tools.metrics import MetricsConfig
 from tools.taxonomy import ACTIONS, CATEGORIES
 
 SCENARIOS_DIR = Path(__file__).resolve().parent.parent / "scenarios"
+RUNBOOKS_DIR = Path(__file__).resolve().parent.parent / "runbooks"
 DEMO_SCENARIO = "demo"
 
 
@@ -142,7 +143,8 @@ def history_memory(paths: list[Path], base: "MemoryConfig | None" = None) -> "Me
 
     embedding = (base or MemoryConfig()).embedding
     digest = hashlib.sha256(embedding.model_dump_json().encode())
-    files = sorted(f for p in paths for f in p.rglob("*") if f.is_file())
+    runbooks = RUNBOOKS_DIR if RUNBOOKS_DIR.is_dir() else None
+    files = sorted(f for p in paths + ([runbooks] if runbooks else []) for f in p.rglob("*") if f.is_file())
     for f in files:
         digest.update(str(f.relative_to(f.parents[1])).encode() + f.read_bytes())
     root = Path(tempfile.gettempdir()) / "sleuth-scenario-memory"
@@ -154,7 +156,10 @@ def history_memory(paths: list[Path], base: "MemoryConfig | None" = None) -> "Me
     building = Path(tempfile.mkdtemp(prefix="building-", dir=root))
     try:
         records, _skipped = collect(paths)
-        Memory(MemoryConfig(path=building, embedding=embedding)).add_records(records)
+        memory = Memory(MemoryConfig(path=building, embedding=embedding))
+        memory.add_records(records)
+        if runbooks:
+            memory.add_runbooks(collect([runbooks], runbooks=True)[0])
         (building / ".complete").touch()
         try:
             os.replace(building, target)

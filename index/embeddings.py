@@ -1,9 +1,9 @@
 """Embedding functions registered with Chroma, so a collection reopens with the function that built it.
 
-- :class:`HashedNgramEmbedding` (``sleuth-hashed-ngrams``): the offline default. Hashed word
-  unigrams and bigrams plus character n-grams inside words, sublinear term frequency, each block
-  L2-normalised then weighted, fixed dimension, deterministic (CRC32, not Python's salted hash).
-  Needs nothing but numpy; no download, ever.
+- :class:`HashedNgramEmbedding` (``sleuth-hashed-ngrams``): the offline default (scheme
+  ``sleuth-hash-v1``, 2048 dimensions). Hashed word unigrams and bigrams without stop words plus
+  character 3-5-grams inside words, signed crc32 hashing, sublinear term frequency, each half
+  L2-normalised. Deterministic (CRC32, not Python's salted hash); needs nothing but numpy.
 - :class:`OpenAICompatibleEmbedding` (``sleuth-openai-compatible``): any ``/v1/embeddings``
   endpoint (OpenAI, Azure OpenAI, vLLM, Ollama, TEI, LiteLLM) through the ``openai`` client. The
   config stores the *name* of the environment variable holding the key, never the key.
@@ -18,10 +18,11 @@ from __future__ import annotations
 import math
 import os
 import re
+import threading
 import zlib
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
@@ -30,94 +31,189 @@ from chromadb.utils.embedding_functions import register_embedding_function
 from index.config import EmbeddingConfig  # noqa: F401 - re-exported
 from index.errors import EmbeddingError
 
-# Common English words carry no incident-specific meaning; dropping them sharpens the vectors.
+# scikit-learn's ENGLISH_STOP_WORDS (a generic public list), copied so that the product needs no scikit-learn.
 STOPWORDS = frozenset("""
-a about above after again against all am an and any are as at be because been before being below between
-both but by can could did do does doing down during each few for from further had has have having he her
-here hers him his how i if in into is it its itself just me more most my no nor not now of off on once only
-or other our ours out over own same she should so some such than that the their theirs them then there these
-they this those through to too under until up very was we were what when where which while who whom why will
-with would you your yours may might also approximately customers customer using experienced impacted affected
-engineers utc between
+a about above across after afterwards again against all almost alone along already also although always am
+among amongst amoungst amount an and another any anyhow anyone anything anyway anywhere are around as at back
+be became because become becomes becoming been before beforehand behind being below beside besides between
+beyond bill both bottom but by call can cannot cant co con could couldnt cry de describe detail do done down
+due during each eg eight either eleven else elsewhere empty enough etc even ever every everyone everything
+everywhere except few fifteen fifty fill find fire first five for former formerly forty found four from front
+full further get give go had has hasnt have he hence her here hereafter hereby herein hereupon hers herself
+him himself his how however hundred i ie if in inc indeed interest into is it its itself keep last latter
+latterly least less ltd made many may me meanwhile might mill mine more moreover most mostly move much must my
+myself name namely neither never nevertheless next nine no nobody none noone nor not nothing now nowhere of
+off often on once one only onto or other others otherwise our ours ourselves out over own part per perhaps
+please put rather re same see seem seemed seeming seems serious several she should show side since sincere six
+sixty so some somehow someone something sometime sometimes somewhere still such system take ten than that the
+their them themselves then thence there thereafter thereby therefore therein thereupon these they thick thin
+third this those though three through throughout thru thus to together too top toward towards twelve twenty
+two un under until up upon us very via was we well were what whatever when whence whenever where whereafter
+whereas whereby wherein whereupon wherever whether which while whither who whoever whole whom whose why will
+with within without would yet you your yours yourself yourselves
 """.split())
 
-_TOKEN = re.compile(r"[a-z0-9]+(?:[._/:-][a-z0-9]+)*")
+_WORD = re.compile(r"[a-z0-9][a-z0-9_\-\.]*[a-z0-9]|[a-z0-9]")
+
+HASH_SCHEME = "sleuth-hash-v1"
+DEFAULT_DIM = 2048
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased words (compounds such as gpu-node-7, ora-00018 or 10.0.0.1 stay whole)."""
+    return _WORD.findall((text or "").lower())
 
 
 def tokens(text: str) -> list[str]:
-    """Lower-cased tokens; compound ones (api-gateway, ora-00018, 10.0.0.1) also give their pieces."""
-    out: list[str] = []
-    for tok in _TOKEN.findall(text.lower()):
-        pieces = re.split(r"[._/:-]", tok)
-        if len(pieces) > 1:
-            out.append(tok)
-            out.extend(p for p in pieces if p and p not in STOPWORDS)
-        elif tok not in STOPWORDS:
-            out.append(tok)
-    return out
+    """The words that carry meaning: :func:`words` without the stop words."""
+    return [w for w in words(text) if w not in STOPWORDS]
 
 
-def _bucket(feature: str, dim: int) -> tuple[int, float]:
+def _signed_bucket(feature: str, size: int) -> int:
+    """crc32 (deterministic, unlike Python's salted hash): bucket ``h % size``, sign from bit 31.
+
+    Returned as ``bucket + 1`` when the sign is +1 and ``-(bucket + 1)`` when it is -1.
+    """
     h = zlib.crc32(feature.encode("utf-8"))
-    return h % dim, (1.0 if (h >> 31) & 1 else -1.0)
+    return (h % size + 1) if (h >> 31) & 1 else -(h % size + 1)
+
+
+class _Hasher:
+    """Caches of one (dim, char n-gram range): word feature -> signed bucket, word -> its char n-gram ids.
+
+    Char n-grams get global integer ids so that their term frequencies can be counted with numpy
+    (the same n-gram comes from many words). The caches are bounded: past the limit they start over.
+    """
+
+    LIMIT = 400_000
+
+    def __init__(self, word_size: int, char_size: int, lo: int, hi: int) -> None:
+        self.word_size, self.char_size, self.lo, self.hi = word_size, char_size, lo, hi
+        self.lock = threading.Lock()
+        self._reset()
+
+    def _reset(self) -> None:
+        self.word_codes: dict[str, int] = {}
+        self.char_ids: dict[str, int] = {}
+        self.char_code = np.zeros(1024, dtype=np.int64)
+        self.word_chars: dict[str, np.ndarray] = {}
+
+    def word_code(self, feature: str) -> int:
+        code = self.word_codes.get(feature)
+        if code is None:
+            code = self.word_codes[feature] = _signed_bucket(feature, self.word_size)
+        return code
+
+    def chars_of(self, word: str) -> np.ndarray:
+        found = self.word_chars.get(word)
+        if found is not None:
+            return found
+        padded = f" {word} "
+        ids = []
+        for n in range(self.lo, self.hi + 1):
+            for i in range(len(padded) - n + 1):
+                gram = padded[i:i + n]
+                gid = self.char_ids.get(gram)
+                if gid is None:
+                    gid = self.char_ids[gram] = len(self.char_ids)
+                    if gid >= len(self.char_code):
+                        self.char_code = np.concatenate([self.char_code, np.zeros_like(self.char_code)])
+                    self.char_code[gid] = _signed_bucket(gram, self.char_size)
+                ids.append(gid)
+        found = self.word_chars[word] = np.asarray(ids, dtype=np.int64)
+        return found
+
+    def maybe_reset(self) -> None:
+        if len(self.word_codes) > self.LIMIT or len(self.char_ids) > self.LIMIT or len(self.word_chars) > self.LIMIT:
+            self._reset()
+
+
+def _accumulate(codes: np.ndarray, counts: np.ndarray, size: int) -> np.ndarray:
+    """Sum sign * (1 + ln tf) into the buckets, then L2-normalise."""
+    if codes.size == 0:
+        return np.zeros(size)
+    signs = np.sign(codes).astype(np.float64)
+    vec = np.bincount(np.abs(codes) - 1, weights=signs * (1.0 + np.log(counts)), minlength=size)
+    norm = float(np.linalg.norm(vec))
+    return vec / norm if norm > 0 else vec
+
+
+_HASHERS: dict[tuple[int, int, int, int], _Hasher] = {}
 
 
 @register_embedding_function
 class HashedNgramEmbedding(EmbeddingFunction[Documents]):
-    """Offline, deterministic: hashed word 1-2-grams and character 3-5-grams, sublinear TF, L2-normalised."""
+    """Offline, deterministic embedding (scheme ``sleuth-hash-v1``, see benchmarks/memory_research/REPORT.md).
 
-    def __init__(self, dim: int = 1024, char_ngrams: tuple[int, int] | list[int] = (3, 5),
-                 weights: tuple[float, float, float] | list[float] = (1.0, 0.6, 0.8)) -> None:
+    Two halves: (a) word unigrams and adjacent bigrams over the words left after removing stop
+    words, (b) character 3-5-grams of every word padded with spaces (stop words included). Each
+    feature adds ``sign * (1 + ln tf)`` to bucket ``crc32 % half`` (signed hashing: the sign is bit
+    31 of the crc32); each half is L2-normalised and weighted by ``sqrt(word_share)`` and
+    ``sqrt(1 - word_share)``. No corpus statistics, no download; numpy only.
+    """
+
+    def __init__(self, dim: int = DEFAULT_DIM, char_ngrams: tuple[int, int] | list[int] = (3, 5),
+                 word_share: float = 0.5) -> None:
         if dim < 16:
             raise EmbeddingError(f"the hashed embedding needs at least 16 dimensions, got {dim}")
+        if not 0.0 <= float(word_share) <= 1.0:
+            raise EmbeddingError(f"word_share must be between 0 and 1, got {word_share}")
         self.dim = int(dim)
         self.char_ngrams = (int(char_ngrams[0]), int(char_ngrams[1]))
-        self.weights = tuple(float(w) for w in weights)
-
-    def _block(self, features: Counter[str]) -> np.ndarray:
-        vec = np.zeros(self.dim, dtype=np.float32)
-        for feature, count in features.items():
-            index, sign = _bucket(feature, self.dim)
-            vec[index] += sign * (1.0 + math.log(count))
-        norm = float(np.linalg.norm(vec))
-        return vec / norm if norm > 0 else vec
+        self.word_share = float(word_share)
+        self.word_size = self.dim // 2
+        self.char_size = self.dim - self.word_size
+        key = (self.word_size, self.char_size, *self.char_ngrams)
+        self._hasher = _HASHERS.get(key) or _HASHERS.setdefault(key, _Hasher(*key))
 
     def embed_one(self, text: str) -> np.ndarray:
-        words = tokens(text or "")
-        unigrams = Counter("w:" + w for w in words)
-        bigrams = Counter(f"b:{a} {b}" for a, b in zip(words, words[1:]))
-        lo, hi = self.char_ngrams
-        chars: Counter[str] = Counter()
-        for word in set(words):
-            padded = f"<{word}>"
-            reps = unigrams["w:" + word]
-            for n in range(lo, hi + 1):
-                for i in range(0, max(len(padded) - n + 1, 0)):
-                    chars["c:" + padded[i:i + n]] += reps
-        vec = (self.weights[0] * self._block(unigrams) + self.weights[1] * self._block(bigrams)
-               + self.weights[2] * self._block(chars))
-        norm = float(np.linalg.norm(vec))
-        if norm == 0:
+        hasher = self._hasher
+        all_words = words(text)
+        kept = [w for w in all_words if w not in STOPWORDS]
+        word_features = Counter(kept)
+        word_features.update(f"{a} {b}" for a, b in zip(kept, kept[1:]))
+        with hasher.lock:
+            hasher.maybe_reset()
+            codes = np.fromiter((hasher.word_code(f) for f in word_features), dtype=np.int64, count=len(word_features))
+            chars = [hasher.chars_of(w) for w in all_words]
+            char_code = hasher.char_code
+        counts = np.fromiter(word_features.values(), dtype=np.float64, count=len(word_features))
+        word_half = _accumulate(codes, counts, self.word_size)
+        if chars:
+            ids, tf = np.unique(np.concatenate(chars), return_counts=True)
+            char_half = _accumulate(char_code[ids], tf.astype(np.float64), self.char_size)
+        else:
+            char_half = np.zeros(self.char_size)
+        vec = np.concatenate([math.sqrt(self.word_share) * word_half, math.sqrt(1.0 - self.word_share) * char_half])
+        if not vec.any():
             # Empty text: a fixed unit vector, so Chroma never sees a zero vector.
-            vec = np.zeros(self.dim, dtype=np.float32)
             vec[0] = 1.0
-            return vec
-        return (vec / norm).astype(np.float32)
+        return vec.astype(np.float32)
 
     def __call__(self, input: Documents) -> Embeddings:
         return [self.embed_one(text) for text in input]
+
+    def matrix(self, texts: Sequence[str]) -> np.ndarray:
+        """The embeddings of ``texts`` as one float32 array (n x dim)."""
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for i, text in enumerate(texts):
+            out[i] = self.embed_one(text)
+        return out
 
     @staticmethod
     def name() -> str:
         return "sleuth-hashed-ngrams"
 
     def get_config(self) -> dict[str, Any]:
-        return {"dim": self.dim, "char_ngrams": list(self.char_ngrams), "weights": list(self.weights)}
+        return {"scheme": HASH_SCHEME, "dim": self.dim, "char_ngrams": list(self.char_ngrams),
+                "word_share": self.word_share}
 
     @staticmethod
     def build_from_config(config: dict[str, Any]) -> "HashedNgramEmbedding":
-        return HashedNgramEmbedding(dim=config.get("dim", 1024), char_ngrams=config.get("char_ngrams", (3, 5)),
-                                    weights=config.get("weights", (1.0, 0.6, 0.8)))
+        # A config without 'scheme' comes from the earlier hashing; this builds the current one, whose
+        # config then differs from the stored one, so the memory asks for `sleuth index rebuild`.
+        return HashedNgramEmbedding(dim=config.get("dim", DEFAULT_DIM), char_ngrams=config.get("char_ngrams", (3, 5)),
+                                    word_share=config.get("word_share", 0.5))
 
     def default_space(self) -> str:  # type: ignore[override]
         return "cosine"

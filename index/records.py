@@ -122,16 +122,46 @@ class IncidentRecord:
         """The date as Unix seconds (UTC), or None."""
         return _timestamp(self.date)
 
+    def tag_tokens(self) -> str:
+        """Structured values as whole tokens (svc_azure_sql_database, sym_availability, op_deployment)."""
+        out = []
+        for prefix, values in (("svc_", self.services), ("sym_", self.symptoms), ("op_", self.operation)):
+            for value in values:
+                token = re.sub(r"\W+", "_", str(value).strip().lower()).strip("_")
+                if token:
+                    out.append(prefix + token)
+        return " ".join(out)
+
     def early_text(self) -> str:
-        """What a responder knows early: title, summary, services, symptoms, operation. No cause, no fix."""
-        parts = [self.title, self.summary, self.impact]
-        if self.services:
-            parts.append("services: " + ", ".join(self.services))
-        if self.symptoms:
-            parts.append("symptoms: " + ", ".join(self.symptoms))
-        if self.operation:
-            parts.append("during: " + ", ".join(self.operation))
-        return "\n".join(p for p in parts if p)
+        """What a responder knows early: title, summary, services, impact symptoms, operation in progress.
+
+        Never the details, the impact narrative, the cause, the fix or a label.
+        """
+        parts = [self.title, self.summary, ", ".join(self.services), ", ".join(self.symptoms),
+                 ", ".join(self.operation), self.tag_tokens()]
+        return " . ".join(p for p in parts if p)
+
+    def full_text(self, strict: bool = False) -> str:
+        """The whole record except its labels (categories, mitigation action ids, label tags).
+
+        ``strict`` also leaves out the root-cause and mitigation free text.
+        """
+        parts = [self.early_text(), self.impact]
+        used = {self.title, self.summary, self.impact, self.root_cause_text, self.mitigation_text}
+        for heading, body in self.sections.items():
+            key = heading.strip().lower()
+            target = _SECTION_FIELDS.get(key) or next((f for h, f in _SECTION_FIELDS.items() if key.startswith(h)), None)
+            if not body or body in used:
+                continue
+            if strict and (target in ("root_cause_text", "mitigation_text") or key.startswith("troubleshooting")):
+                continue
+            parts.append(body)
+        if not strict:
+            parts += [self.root_cause_text, self.mitigation_text]
+        tags = [t for t in self.tags if not t.startswith("mitigation:") and t != "human-error"]
+        if tags:
+            parts.append(", ".join(tags))
+        return " . ".join(p for p in parts if p)
 
 
 @dataclass
@@ -618,6 +648,9 @@ def parse_labelled_corpus(path: Path, data: dict[str, Any]) -> list[IncidentReco
         sections = {"Details": _text(item.get("details"))}
         if steps:
             sections["Troubleshooting"] = _text(steps)
+        propagation = " ".join(_flat_strings(item.get("propagation pass")))
+        if propagation:
+            sections["Propagation"] = propagation
         duration = item.get("duration")
         records.append(IncidentRecord(
             id=str(record_id),

@@ -55,6 +55,8 @@ def test_diagnosis_cites_similar_past_incidents_and_where_the_fix_worked(tmp_pat
     memory = tmp_path / "memory"
     added = sleuth("index", "add", str(history), "--memory", str(memory), "--json")
     assert added.returncode == 0, added.stderr
+    books = sleuth("index", "add", str(ROOT / "runbooks"), "--runbooks", "--memory", str(memory), "--json")
+    assert books.returncode == 0, books.stderr
 
     config = tmp_path / "sleuth.yml"
     config.write_text(
@@ -76,6 +78,10 @@ def test_diagnosis_cites_similar_past_incidents_and_where_the_fix_worked(tmp_pat
     assert top["category"] == "code_change" and incident_evidence[0]["id"] in top["evidence"]
     rollback = result["mitigations"][0]
     assert rollback["action"] == "rollback" and "worked in inc-2026-01-12" in rollback["provenance"]
+    # The runbook for the top cause backs the proposed mitigations.
+    runbook = [e for e in result["evidence"] if e["source"] == "runbooks"]
+    assert result["sources"]["runbooks"]["status"] == "ok" and len(runbook) == 1
+    assert "code_change" in runbook[0]["details"]["categories"] and runbook[0]["id"] in rollback["evidence"]
 
 
 def test_an_empty_or_unreachable_memory_is_reported_and_the_diagnosis_goes_on(tmp_path):
