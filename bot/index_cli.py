@@ -156,7 +156,7 @@ def search(
         mem = _memory(memory, chroma_host, chroma_port, chroma_ssl, embedding, embedding_url, embedding_model,
                       embedding_key_env, dim)
         results = mem.find_similar_incidents(text, service=service, since=since, k=k)
-        suggestion = mem.suggest(results)
+        suggestion = mem.suggest(results, text)
         runbooks = mem.find_runbooks(text, category=suggestion.category, k=2)
         if as_json:
             payload = {"results": [r.to_dict() for r in results], "suggestion": suggestion.to_dict(),
@@ -215,3 +215,51 @@ def rebuild(
                    + ", ".join(f"{n} {name}" for name, n in counts.items()))
 
     _guard(work)
+
+
+@index_app.command("eval")
+def eval_(
+    paths: list[Path] = typer.Argument(..., help="a labelled corpus: files or folders (.md, .json, .jsonl)"),
+    as_json: bool = typer.Option(False, "--json", help="print the figures as JSON"),
+    dim: int = _dim_opt,
+) -> None:
+    """Leave-one-out quality on a labelled corpus: early category suggestion and related-incident precision@5."""
+
+    def work() -> None:
+        from index.evaluate import evaluate
+
+        report = evaluate(paths, dim=dim)
+        if as_json:
+            sys.stdout.write(json.dumps(report, indent=2) + "\n")
+            return
+        _print_eval(report)
+
+    _guard(work)
+
+
+def _print_eval(report: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    goals = report["goals"]
+    table = Table(title=f"leave-one-out on {report['records']} labelled records "
+                        f"(majority class {report['majority_category']})")
+    for column in ("embedding", "early suggestion accuracy", "related precision@5", "majority baseline"):
+        table.add_column(column)
+    for label, figures in report["by_embedding"].items():
+        early, related = figures["early_category_accuracy"], figures["related_precision_at_5"]
+        table.add_row(label,
+                      f"{early:.3f} ({early - report['majority_baseline']:+.3f})",
+                      f"{related:.3f}",
+                      f"{report['majority_baseline']:.3f}")
+    console.print(table)
+    console.print(f"goals: early >= {goals['early_category_accuracy']:.3f} (baseline + 0.05), related >= "
+                  f"{goals['related_precision_at_5']:.2f}: {'met' if report['meets_goals'] else '[red]not met[/red]'}")
+    for label, figures in report["by_embedding"].items():
+        console.print(f"  {label}: neighbour vote alone {figures['early_neighbour_vote_accuracy']:.3f} early; "
+                      f"similarity alone {figures['related_precision_at_5_similarity_only']:.3f} related; "
+                      f"related without root-cause and mitigation text {figures['related_precision_at_5_strict']:.3f}",
+                      highlight=False)
+    for note in report["notes"]:
+        console.print(f"  note: {note}", highlight=False)

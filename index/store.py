@@ -6,10 +6,19 @@
 :mod:`index.embeddings`). A collection remembers its function: opening it with another one is an
 :class:`EmbeddingMismatch` naming ``sleuth index rebuild``.
 
-Each document is split into parts (incidents: ``summary`` = title, summary, impact, services,
-symptoms, operation; ``root_cause``; ``mitigation``; runbooks: ``overview`` plus one part per
-section), each part carrying the record's metadata (record id, part, services, category, date,
-severity, source, content hash) so that search can filter and results show the right part.
+Each document is split into parts (incidents: ``summary`` = what a responder knows early: title,
+summary, services, impact symptoms, operation; ``full`` = the whole record except its labels;
+runbooks: ``overview`` plus one part per section), each part carrying the record's metadata
+(record id, part, services, categories, date, severity, source, content hash, the root-cause and
+mitigation text) so that search can filter and results show the right part.
+
+Category heads (:mod:`index.learn`): ridge sums over the ``summary`` and ``full`` embeddings of
+the labelled incidents, updated on every write, kept beside the collection (the embedded store:
+``incidents.heads.npz`` in the memory folder; a server: a local cache file) and checked against a
+token in the collection's metadata; when they do not match (another client wrote, a write was
+interrupted, a rebuild), they are recomputed from the embeddings stored in Chroma. With enough
+labelled records, the early head suggests the category and the full head re-ranks related
+incidents (similarity + agreement with the likely category).
 
 Idempotence and no half-written records: a part's id contains the record's content hash. The same
 document twice is skipped as unchanged; a changed document first gets its new parts written under
@@ -21,14 +30,19 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import time
+import uuid
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from index.config import ChromaServerConfig, EmbeddingConfig, MemoryConfig  # noqa: F401 - re-exported
+import numpy as np
+
+from index import learn
 from index.embeddings import make_embedding
 from index.errors import ChromaUnavailable, EmbeddingMismatch, SleuthIndexError
 from index.records import IncidentRecord, RunbookRecord, normalise_date
@@ -37,6 +51,10 @@ INCIDENTS = "incidents"
 RUNBOOKS = "runbooks"
 _REBUILD_SUFFIX = "-rebuilding"
 _GET_PAGE = 1000
+# Incident parts that feed the category heads: the early text -> the early head, the whole record -> the full one.
+HEAD_PARTS = {"summary": "early", "full": "full"}
+_HEAD_KEY = "sleuth_head"  # collection metadata: the token of the head sums that match the collection
+_HEAD_CHECK_S = 10.0
 
 
 # --- configuration -----------------------------------------------------------------------------
@@ -111,13 +129,18 @@ class MitigationSuggestion:
 
 @dataclass
 class Suggestion:
-    """The neighbours' weighted vote: a root-cause category with a confidence, and the fixes that worked."""
+    """A root-cause category with a confidence, and the fixes that worked in the neighbours.
+
+    ``basis``: ``category head`` (the ridge head over all labelled records, once there are enough)
+    or ``neighbour vote`` (the neighbours' similarity-weighted vote).
+    """
 
     category: str | None
     confidence: float
     votes: dict[str, float]
     mitigations: list[MitigationSuggestion]
     neighbours: list[str]
+    basis: str = "neighbour vote"
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -191,6 +214,8 @@ class Memory:
         self.config = config or MemoryConfig()
         self.embedding = embedding if embedding is not None else make_embedding(self.config.embedding)
         self._collections: dict[str, Any] = {}
+        self._heads_cache: tuple[dict[str, learn.CategoryHead], float, str | None] | None = None
+        self._last_search: tuple[tuple[str, ...], np.ndarray] | None = None  # (result ids, query embedding)
         with self._guard():
             self.client = client if client is not None else self._make_client()
 
@@ -282,8 +307,8 @@ class Memory:
             ids: set[str] = set()
             offset = 0
             while True:
-                page = col.get(include=["metadatas"], limit=_GET_PAGE, offset=offset)
-                ids.update(m.get("record_id") for m in page["metadatas"])
+                page = col.get(include=[], limit=_GET_PAGE, offset=offset)
+                ids.update(pid.rsplit("#", 2)[0] for pid in page["ids"])  # part id = record#part#hash
                 if len(page["ids"]) < _GET_PAGE:
                     return len(ids)
                 offset += _GET_PAGE
@@ -296,18 +321,8 @@ class Memory:
 
     @staticmethod
     def incident_parts(record: IncidentRecord) -> list[tuple[str, str]]:
-        summary = record.early_text()
-        if record.tags:
-            tags = [t for t in record.tags if not t.startswith("mitigation:")]
-            if tags:
-                summary += "\ntags: " + ", ".join(tags)
-        parts = [("summary", summary)]
-        if record.root_cause_text:
-            parts.append(("root_cause", f"{record.title}\nRoot cause: {record.root_cause_text}"))
-        if record.mitigation_text or record.mitigations:
-            actions = f"\nactions: {', '.join(record.mitigations)}" if record.mitigations else ""
-            parts.append(("mitigation", f"{record.title}\nMitigation: {record.mitigation_text}{actions}"))
-        return parts
+        """``summary``: what a responder knows early; ``full``: the whole record except its labels."""
+        return [("summary", record.early_text()), ("full", record.full_text())]
 
     @staticmethod
     def incident_metadata(record: IncidentRecord, digest: str, now: float) -> dict[str, Any]:
@@ -325,6 +340,8 @@ class Memory:
             "hash": digest,
             "ingested_at": now,
             "keywords": " ".join(sorted(keywords(text, record.services)))[:4000],
+            "root_cause_text": record.root_cause_text[:4000],
+            "mitigation_text": record.mitigation_text[:4000],
         }
         if record.services:
             meta["service_keys"] = sorted({s.lower() for s in record.services})
@@ -353,38 +370,178 @@ class Memory:
             on_progress(done, total)
         with self._guard():
             col = self.collection(name)
-            max_batch = max(1, min(getattr(self.client, "get_max_batch_size", lambda: 5000)(), 5000))
-            for start in range(0, len(unique), batch_records):
-                batch = unique[start:start + batch_records]
-                existing = col.get(where={"record_id": {"$in": [b[0] for b in batch]}}, include=["metadatas"])
-                old: dict[str, list[tuple[str, str]]] = {}
-                for pid, meta in zip(existing["ids"], existing["metadatas"]):
-                    old.setdefault(meta["record_id"], []).append((pid, meta.get("hash", "")))
-                ids, docs, metas, stale = [], [], [], []
-                now = time.time()
-                for rid, source, digest, parts, meta in batch:
-                    new_ids = [f"{rid}#{part}#{digest[:16]}" for part, _ in parts]
-                    have = old.get(rid, [])
-                    have_ids = {pid for pid, _ in have}
-                    if have and set(new_ids) == have_ids:
-                        summary.skipped.append((rid, "unchanged"))
-                        continue
-                    (summary.updated if have else summary.added).append(rid)
-                    for pid, (part, text) in zip(new_ids, parts):
-                        ids.append(pid)
-                        docs.append(text)
-                        metas.append({**meta, "part": part, "hash": digest, "ingested_at": now})
-                    stale += [pid for pid in have_ids if pid not in set(new_ids)]
-                # New parts first, then the old ones: an interrupted ingest never loses a record.
-                for i in range(0, len(ids), max_batch):
-                    col.upsert(ids=ids[i:i + max_batch], documents=docs[i:i + max_batch],
-                               metadatas=metas[i:i + max_batch])
-                for i in range(0, len(stale), max_batch):
-                    col.delete(ids=stale[i:i + max_batch])
+            track = name == INCIDENTS  # the category heads follow every write of incident parts
+            heads = self.heads() if track else None
+            try:
+                self._write_batches(col, unique, summary, heads, batch_records, total, on_progress)
+            except BaseException:
+                self._heads_cache = None  # the sums in memory may be half-updated: reload them
+                raise
+        return summary
+
+    def _write_batches(self, col: Any, unique: list, summary: IngestSummary, heads: dict | None,
+                       batch_records: int, total: int, on_progress: Callable[[int, int], None] | None) -> None:
+        track = heads is not None
+        dirty = False
+        done = total - len(unique)
+        max_batch = max(1, min(getattr(self.client, "get_max_batch_size", lambda: 5000)(), 5000))
+        for start in range(0, len(unique), batch_records):
+            batch = unique[start:start + batch_records]
+            existing = col.get(where={"record_id": {"$in": [b[0] for b in batch]}},
+                               include=["metadatas", "embeddings"] if track else ["metadatas"])
+            old: dict[str, list[tuple[str, dict, Any]]] = {}
+            old_vectors = existing.get("embeddings") if track else None
+            for i, (pid, meta) in enumerate(zip(existing["ids"], existing["metadatas"])):
+                vector = old_vectors[i] if old_vectors is not None else None
+                old.setdefault(meta["record_id"], []).append((pid, meta, vector))
+            ids, docs, metas, stale = [], [], [], []
+            removed: list[tuple[str, Any, str]] = []  # (part, embedding, categories) leaving the heads
+            now = time.time()
+            for rid, source, digest, parts, meta in batch:
+                new_ids = [f"{rid}#{part}#{digest[:16]}" for part, _ in parts]
+                have = old.get(rid, [])
+                have_ids = {pid for pid, _, _ in have}
+                if have and set(new_ids) == have_ids:
+                    summary.skipped.append((rid, "unchanged"))
+                    continue
+                (summary.updated if have else summary.added).append(rid)
+                for pid, (part, text) in zip(new_ids, parts):
+                    ids.append(pid)
+                    docs.append(text)
+                    metas.append({**meta, "part": part, "hash": digest, "ingested_at": now})
+                    if track:
+                        # Incident texts live in the metadata, not as Chroma documents: the full-text
+                        # index of documents (unused here) would double the ingest time.
+                        metas[-1]["text"] = text
+                stale += [pid for pid in have_ids if pid not in set(new_ids)]
+                # Every old part is overwritten or deleted: all of them leave the heads.
+                removed += [(m.get("part", ""), v, m.get("categories", "")) for _, m, v in have]
+            if not ids:
                 done += len(batch)
                 if on_progress:
                     on_progress(done, total)
-        return summary
+                continue
+            if track and not dirty:
+                self._mark_heads(col, "writing-" + uuid.uuid4().hex)  # until the sums are saved
+                dirty = True
+            vectors = self.embedding(docs)
+            # New parts first, then the old ones: an interrupted ingest never loses a record.
+            for i in range(0, len(ids), max_batch):
+                col.upsert(ids=ids[i:i + max_batch], documents=None if track else docs[i:i + max_batch],
+                           metadatas=metas[i:i + max_batch], embeddings=vectors[i:i + max_batch])
+            for i in range(0, len(stale), max_batch):
+                col.delete(ids=stale[i:i + max_batch])
+            if track and heads is not None:
+                self._update_heads(heads, removed, -1.0)
+                self._update_heads(heads, [(m["part"], v, m["categories"]) for m, v in zip(metas, vectors)], 1.0)
+            done += len(batch)
+            if on_progress:
+                on_progress(done, total)
+        if dirty and heads is not None:
+            self._save_heads(col, heads)
+
+    # -- the category heads --
+
+    @staticmethod
+    def _update_heads(heads: dict[str, learn.CategoryHead], rows: list[tuple[str, Any, str]], sign: float) -> None:
+        """Add (sign=+1) or remove (sign=-1) parts [(part, embedding, comma-joined categories)] from the heads."""
+        grouped: dict[str, tuple[list, list]] = {}
+        for part, vector, categories in rows:
+            head = HEAD_PARTS.get(part)
+            cats = [c for c in (categories or "").split(",") if c]
+            if head is None or vector is None or not cats:
+                continue
+            xs, ts = grouped.setdefault(head, ([], []))
+            xs.append(np.asarray(vector, dtype=np.float64))
+            ts.append(learn.targets(cats))
+        for head, (xs, ts) in grouped.items():
+            X = np.vstack(xs)
+            if head not in heads:
+                heads[head] = learn.CategoryHead(X.shape[1])
+            heads[head].update(X, np.vstack(ts), sign)
+
+    def _heads_path(self, col: Any) -> Path:
+        if self.config.server is None:
+            return Path(self.config.path) / f"{col.name}.heads.npz"
+        cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+        server = re.sub(r"[^A-Za-z0-9.]+", "_", f"{self.config.server.host}_{self.config.server.port}")
+        return cache / "sleuth" / "heads" / server / f"{col.id}.npz"
+
+    def _stored_token(self, col: Any) -> str | None:
+        fresh = self.client.get_collection(col.name, embedding_function=self.embedding)
+        return (fresh.metadata or {}).get(_HEAD_KEY)
+
+    def _mark_heads(self, col: Any, token: str) -> None:
+        fresh = self.client.get_collection(col.name, embedding_function=self.embedding)
+        metadata = {k: v for k, v in (fresh.metadata or {}).items() if not k.startswith("hnsw:")}
+        metadata[_HEAD_KEY] = token
+        col.modify(metadata=metadata)
+
+    def _save_heads(self, col: Any, heads: dict[str, learn.CategoryHead]) -> None:
+        token = uuid.uuid4().hex
+        path = self._heads_path(col)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temp = path.with_name(path.name + f".{os.getpid()}.tmp")
+        temp.write_bytes(learn.dump_heads(heads, token))
+        os.replace(temp, path)  # whole or nothing
+        self._mark_heads(col, token)
+        self._heads_cache = (heads, time.monotonic(), token)
+
+    def heads(self) -> dict[str, learn.CategoryHead]:
+        """The category heads of the incidents ({'early': ..., 'full': ...}), checked against the collection."""
+        cached = self._heads_cache
+        if cached is not None and time.monotonic() - cached[1] < _HEAD_CHECK_S:
+            return cached[0]
+        with self._guard():
+            col = self.collection(INCIDENTS)
+            token = self._stored_token(col)
+            heads: dict[str, learn.CategoryHead] | None = None
+            path = self._heads_path(col)
+            if token and path.is_file():
+                try:
+                    loaded, saved = learn.load_heads(path.read_bytes())
+                    if saved == token:
+                        heads = loaded
+                        if cached is not None and cached[0] and cached[2] == token:
+                            heads = cached[0]  # keep the solved weights
+                except (OSError, ValueError, KeyError):
+                    heads = None
+            if heads is None:
+                heads = self._heads_from_collection(col)
+                self._save_heads(col, heads)
+                token = self._stored_token(col)
+            self._heads_cache = (heads, time.monotonic(), token)
+        return heads
+
+    def _heads_from_collection(self, col: Any) -> dict[str, learn.CategoryHead]:
+        """Recompute the sums from the embeddings Chroma stores (the source of truth)."""
+        heads: dict[str, learn.CategoryHead] = {}
+        offset = 0
+        while True:
+            page = col.get(where={"part": {"$in": sorted(HEAD_PARTS)}}, include=["embeddings", "metadatas"],
+                           limit=_GET_PAGE, offset=offset)
+            vectors = page.get("embeddings")
+            if vectors is not None and len(page["ids"]):
+                self._update_heads(heads, [(m.get("part", ""), v, m.get("categories", ""))
+                                           for m, v in zip(page["metadatas"], vectors)], 1.0)
+            if len(page["ids"]) < _GET_PAGE:
+                return heads
+            offset += _GET_PAGE
+
+    def remove_incidents(self, record_ids: Sequence[str]) -> list[str]:
+        """Delete past incidents (all their parts); returns the ids that were there."""
+        with self._guard():
+            col = self.collection(INCIDENTS)
+            heads = self.heads()
+            got = col.get(where={"record_id": {"$in": list(record_ids)}}, include=["metadatas", "embeddings"])
+            if not got["ids"]:
+                return []
+            self._mark_heads(col, "writing-" + uuid.uuid4().hex)
+            col.delete(ids=list(got["ids"]))
+            self._update_heads(heads, [(m.get("part", ""), v, m.get("categories", ""))
+                                       for m, v in zip(got["metadatas"], got["embeddings"])], -1.0)
+            self._save_heads(col, heads)
+            return sorted({m["record_id"] for m in got["metadatas"]})
 
     def add_records(self, records: Sequence[IncidentRecord],
                     on_progress: Callable[[int, int], None] | None = None) -> IngestSummary:
@@ -431,14 +588,16 @@ class Memory:
 
     # -- search --
 
-    def _query(self, name: str, text: str, where: dict[str, Any] | None, n: int) -> list[tuple[str, str, dict, float]]:
+    def _query(self, name: str, text: str, where: dict[str, Any] | None, n: int,
+               vector: Any = None) -> list[tuple[str, str, dict, float]]:
         col = self.collection(name)
         total = col.count()
         if total == 0:
             return []
-        answer = col.query(query_texts=[text], n_results=min(n, total), where=where,
-                           include=["metadatas", "distances", "documents"])
-        return list(zip(answer["ids"][0], answer["documents"][0], answer["metadatas"][0], answer["distances"][0]))
+        query: dict[str, Any] = {"query_embeddings": [vector]} if vector is not None else {"query_texts": [text]}
+        answer = col.query(**query, n_results=min(n, total), where=where, include=["metadatas", "distances"])
+        return [(pid, "", meta, dist) for pid, meta, dist in
+                zip(answer["ids"][0], answer["metadatas"][0], answer["distances"][0])]
 
     def find_similar_incidents(self, text: str, service: str | None = None, since: Any = None, k: int = 5,
                                *, exclude: Iterable[str] = ()) -> list[SimilarResult]:
@@ -456,19 +615,29 @@ class Memory:
         if ts is not None:
             filters.append({"ts": {"$gte": int(ts)}})
         service_key = service.strip().lower() if service else None
-        n = max(k * 8, 40) + len(exclude) * 3
+        # Two parts per record: 2 x CANDIDATES parts give about CANDIDATES records to re-rank.
+        n = max(k * 8, 2 * learn.CANDIDATES) + len(exclude) * 3
         note = ""
         with self._guard():
+            if INCIDENTS not in self._collections and not self.exists(INCIDENTS):
+                return []
+            vector = np.asarray(self.embedding([text])[0], dtype=np.float32)
             hits = []
             if service_key:
                 where = self._and(filters + [{"service_keys": {"$contains": service_key}}])
-                hits = self._query(INCIDENTS, text, where, n)
+                hits = self._query(INCIDENTS, text, where, n, vector)
                 if not hits:
                     note = f"no past incident on {service}; nearest on other services"
             if not hits:
-                hits = self._query(INCIDENTS, text, self._and(filters), n)
-            results = self._rank(text, service_key, hits, k, exclude, note)
+                hits = self._query(INCIDENTS, text, self._and(filters), n, vector)
+            likely = None
+            if hits:
+                full = self.heads().get("full")
+                if full is not None and full.n >= learn.MIN_LABELLED_RERANK and full.dim == vector.shape[0]:
+                    likely = full.predict(vector)[0]
+            results = self._rank(text, service_key, hits, k, exclude, note, likely)
             self._fill_texts(results)
+            self._last_search = (tuple(r.id for r in results), vector)
         return results
 
     @staticmethod
@@ -478,7 +647,11 @@ class Memory:
         return filters[0] if len(filters) == 1 else {"$and": filters}
 
     def _rank(self, text: str, service_key: str | None, hits: list[tuple[str, str, dict, float]], k: int,
-              exclude: set[str], note: str) -> list[SimilarResult]:
+              exclude: set[str], note: str, likely: np.ndarray | None = None) -> list[SimilarResult]:
+        """similarity + keyword and service overlap + mild recency + β · agreement with the likely category.
+
+        ``likely``: the full head's category probabilities for the query (None: too few labelled records).
+        """
         query_words = keywords(text, [service_key] if service_key else [])
         lowered = text.lower()
         best: dict[str, tuple[float, str, dict]] = {}
@@ -494,8 +667,13 @@ class Memory:
         now = time.time()
         half_life = self.config.recency_half_life_days * 86400
         results = []
-        for rid, (sim, part, meta) in best.items():
-            why: list[str] = [f"{part.replace('_', ' ')} {sim:.2f} similar"]
+        ranked = list(best.items())
+        agree = learn.agreement(likely, [m.get("categories", "").split(",") for _, (_, _, m) in ranked]) \
+            if likely is not None and ranked else np.zeros(len(ranked))
+        top = learn.CATEGORIES[int(np.argmax(likely))] if likely is not None else None
+        for (rid, (sim, part, meta)), agrees in zip(ranked, agree):
+            label = "whole record" if part == "full" else part.replace("_", " ")
+            why: list[str] = [f"{label} {sim:.2f} similar"]
             services = [s.strip() for s in meta.get("services", "").split(",") if s.strip()]
             record_words = set(meta.get("keywords", "").split())
             shared_services = [s for s in services if s.lower() == service_key or
@@ -511,19 +689,26 @@ class Memory:
             if "ts" in meta:
                 age = max(0.0, now - float(meta["ts"]))
                 bonus += 0.03 * math.exp(-age / half_life)
+            if agrees > 0:
+                bonus += learn.BETA * float(agrees)
+                if agrees >= 0.05:
+                    why.append(f"fits the likely cause ({top}, agreement {agrees:.2f})")
             if note:
                 why.append(note)
             categories = [c for c in meta.get("categories", "").split(",") if c]
             results.append(SimilarResult(
                 id=rid, title=meta.get("title", ""), similarity=round(sim, 4), score=round(sim + bonus, 4),
                 category=meta.get("category") or None, categories=categories,
-                mitigations=[m for m in meta.get("mitigations", "").split(",") if m], root_cause="", mitigation="",
+                mitigations=[m for m in meta.get("mitigations", "").split(",") if m],
+                root_cause=meta.get("root_cause_text", ""), mitigation=meta.get("mitigation_text", ""),
                 services=services, date=meta.get("date") or None, matched_part=part, why="; ".join(why),
                 source=meta.get("source", "")))
         results.sort(key=lambda r: (-r.score, r.id))
         return results[:k]
 
     def _fill_texts(self, results: list[SimilarResult]) -> None:
+        """Root-cause and mitigation text of records stored before they were kept in the metadata."""
+        results = [r for r in results if not (r.root_cause or r.mitigation)]
         if not results:
             return
         col = self.collection(INCIDENTS)
@@ -539,8 +724,34 @@ class Memory:
             r.root_cause = root.split("Root cause: ", 1)[-1] if root else ""
             r.mitigation = re.sub(r"\nactions: .*$", "", fix.split("Mitigation: ", 1)[-1]) if fix else ""
 
+    def suggest(self, results: Sequence[SimilarResult], text: str | None = None) -> Suggestion:
+        """A root-cause category with a confidence, and the mitigations that resolved the neighbours.
+
+        With at least ``learn.MIN_LABELLED_SUGGEST`` labelled records, the early category head
+        decides (for ``text``, or for the query of the search that returned ``results``); otherwise
+        the neighbours' similarity-weighted vote does.
+        """
+        suggestion = self.neighbour_vote(results)
+        vector = None
+        if text is not None and text.strip():
+            vector = np.asarray(self.embedding([text])[0], dtype=np.float32)
+        elif self._last_search is not None and self._last_search[0] == tuple(r.id for r in results):
+            vector = self._last_search[1]
+        if vector is None or (INCIDENTS not in self._collections and not self.exists(INCIDENTS)):
+            return suggestion
+        head = self.heads().get("early")
+        if head is None or head.n < learn.MIN_LABELLED_SUGGEST or head.dim != vector.shape[0]:
+            return suggestion
+        p = head.predict(vector)[0]
+        order = np.argsort(-p, kind="stable")
+        suggestion.category = learn.CATEGORIES[int(order[0])]
+        suggestion.confidence = round(float(p[order[0]]), 3)
+        suggestion.votes = {learn.CATEGORIES[int(i)]: round(float(p[i]), 4) for i in order if p[i] > 0}
+        suggestion.basis = f"category head over {head.n} labelled incidents"
+        return suggestion
+
     @staticmethod
-    def suggest(results: Sequence[SimilarResult]) -> Suggestion:
+    def neighbour_vote(results: Sequence[SimilarResult]) -> Suggestion:
         """Weighted vote of the neighbours' categories, and the mitigations that resolved them."""
         votes: dict[str, float] = {}
         actions: dict[str, tuple[float, list[str]]] = {}
@@ -553,11 +764,12 @@ class Memory:
                 w, ids = actions.get(action, (0.0, []))
                 actions[action] = (w + weight, ids + [r.id])
         total = sum(votes.values())
-        if not votes:
-            return Suggestion(category=None, confidence=0.0, votes={}, mitigations=[], neighbours=[r.id for r in results])
-        ranked = sorted(votes.items(), key=lambda kv: (-kv[1], kv[0]))
         mitigations = [MitigationSuggestion(action=a, weight=round(w, 4), worked_in=ids)
                        for a, (w, ids) in sorted(actions.items(), key=lambda kv: (-kv[1][0], kv[0]))]
+        if not votes:
+            return Suggestion(category=None, confidence=0.0, votes={}, mitigations=mitigations,
+                              neighbours=[r.id for r in results])
+        ranked = sorted(votes.items(), key=lambda kv: (-kv[1], kv[0]))
         return Suggestion(category=ranked[0][0], confidence=round(ranked[0][1] / total, 3),
                           votes={c: round(v, 4) for c, v in ranked}, mitigations=mitigations,
                           neighbours=[r.id for r in results])
@@ -605,7 +817,8 @@ class Memory:
                 while True:
                     page = old.get(include=["documents", "metadatas"], limit=_GET_PAGE, offset=offset)
                     ids += page["ids"]
-                    docs += page["documents"]
+                    docs += [d if d is not None else (m or {}).get("text", "")
+                             for d, m in zip(page["documents"], page["metadatas"])]
                     metas += page["metadatas"]
                     if len(page["ids"]) < _GET_PAGE:
                         break
@@ -624,5 +837,6 @@ class Memory:
                 self.client.delete_collection(name)
                 new.modify(name=name)
                 self._collections.pop(name, None)
+                self._heads_cache = None  # recomputed from the re-embedded collection on first use
                 counts[name] = len({m.get("record_id") for m in metas})
         return counts

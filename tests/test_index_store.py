@@ -194,13 +194,15 @@ def test_changed_document_replaces_all_its_parts(tmp_path, memory):
     assert summary.updated == ["INC-103"] and summary.added == []
     assert memory.count() == 8
     parts = memory.part_ids("INC-103")
-    assert len(parts) == 3 and len({p.rsplit("#", 1)[1] for p in parts}) == 1  # one hash: old parts gone
+    assert len(parts) == 2 and len({p.rsplit("#", 1)[1] for p in parts}) == 1  # one hash: old parts gone
     (result,) = memory.find_similar_incidents("router chunk buffer race", service="router", k=1)
     assert result.id == "INC-103" and "race" in result.root_cause
-    # A document that loses a section loses that part too (the front matter still names the fix).
+    # A document that loses a section loses its text too (the front matter still names the fix).
     path.write_text(path.read_text().split("## Root cause")[0])
     memory.add_records(collect([folder])[0])
-    assert sorted(p.split("#")[1] for p in memory.part_ids("INC-103")) == ["mitigation", "summary"]
+    assert sorted(p.split("#")[1] for p in memory.part_ids("INC-103")) == ["full", "summary"]
+    (result,) = memory.find_similar_incidents("checkout 500 router rollout", service="router", k=1)
+    assert result.id == "INC-103" and result.root_cause == "" and result.mitigations == ["rollback"]
 
 
 def test_interrupted_update_never_leaves_a_half_written_record(tmp_path, memory, corpus, monkeypatch):
@@ -214,12 +216,12 @@ def test_interrupted_update_never_leaves_a_half_written_record(tmp_path, memory,
     with pytest.raises(RuntimeError):
         memory.add_records([changed])
     monkeypatch.undo()
-    assert len(memory.part_ids(changed.id)) == 6  # both versions complete, neither half-written
+    assert len(memory.part_ids(changed.id)) == 4  # both versions complete, neither half-written
     results = memory.find_similar_incidents("GPU PCIe riser failing", k=8)
     assert [r.id for r in results].count(changed.id) == 1
     assert next(r for r in results if r.id == changed.id).root_cause == "A failing PCIe riser."
     summary = memory.add_records([changed])  # the next ingest finishes the job
-    assert summary.updated == [changed.id] and len(memory.part_ids(changed.id)) == 3
+    assert summary.updated == [changed.id] and len(memory.part_ids(changed.id)) == 2
 
 
 def test_add_incident_api(memory, corpus):
@@ -238,14 +240,14 @@ def test_embedding_mismatch_is_a_clear_error_and_rebuild_fixes_it(tmp_path, memo
     other = memory_at(path, dim=512)
     with pytest.raises(EmbeddingMismatch, match=r"run `sleuth index rebuild`") as info:
         other.find_similar_incidents("Xid 79")
-    assert "dim\": 1024" in str(info.value) and "dim\": 512" in str(info.value)
+    assert "dim\": 2048" in str(info.value) and "dim\": 512" in str(info.value)
     remote = Memory(MemoryConfig(path=path), embedding=OpenAICompatibleEmbedding("http://127.0.0.1:9/v1", "m"))
     with pytest.raises(EmbeddingMismatch, match="sleuth index rebuild"):
         remote.count()
     assert other.rebuild() == {"incidents": 8}
     assert memory_at(path, dim=512).find_similar_incidents("Xid 79 GPU", k=1)[0].id == "INC-101"
     with pytest.raises(EmbeddingMismatch):
-        memory_at(path).count()  # now the 1024-dim function is the stranger
+        memory_at(path).count()  # now the 2048-dim function is the stranger
 
 
 def test_runbooks_collection(tmp_path, memory):
@@ -265,7 +267,7 @@ def test_offline_embedding_is_deterministic_and_normalised():
     texts = ["GPU Xid 79 on gpu-node-7", "", "checkout 500s"]
     va, vb = a(texts), b(texts)
     for x, y in zip(va, vb):
-        assert x.shape == (1024,) and (x == y).all()
+        assert x.shape == (2048,) and (x == y).all()
         assert abs(float((x * x).sum()) - 1.0) < 1e-5
     near, far = a(["GPU Xid 79 fell off the bus"])[0], a(["checkout payments flag"])[0]
     assert float(va[0] @ near) > float(va[0] @ far)
