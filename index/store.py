@@ -379,16 +379,35 @@ class Memory:
                 raise
         return summary
 
+    @staticmethod
+    def _record_ids(col: Any) -> set[str]:
+        """Ids of the records with parts in ``col`` (paged; an empty collection costs one call)."""
+        ids: set[str] = set()
+        if col.count() == 0:
+            return ids
+        offset = 0
+        while True:
+            page = col.get(include=["metadatas"], limit=_GET_PAGE, offset=offset)
+            ids.update(m["record_id"] for m in page["metadatas"] if m and "record_id" in m)
+            if len(page["ids"]) < _GET_PAGE:
+                return ids
+            offset += _GET_PAGE
+
     def _write_batches(self, col: Any, unique: list, summary: IngestSummary, heads: dict | None,
                        batch_records: int, total: int, on_progress: Callable[[int, int], None] | None) -> None:
         track = heads is not None
         dirty = False
         done = total - len(unique)
         max_batch = max(1, min(getattr(self.client, "get_max_batch_size", lambda: 5000)(), 5000))
+        # One scan of the record ids already there, so batches of new records skip the filtered
+        # lookup (which costs more the larger the collection grows).
+        present = self._record_ids(col)
         for start in range(0, len(unique), batch_records):
             batch = unique[start:start + batch_records]
-            existing = col.get(where={"record_id": {"$in": [b[0] for b in batch]}},
-                               include=["metadatas", "embeddings"] if track else ["metadatas"])
+            known = [b[0] for b in batch if b[0] in present]
+            existing = col.get(where={"record_id": {"$in": known}},
+                               include=["metadatas", "embeddings"] if track else ["metadatas"]) \
+                if known else {"ids": [], "metadatas": [], "embeddings": []}
             old: dict[str, list[tuple[str, dict, Any]]] = {}
             old_vectors = existing.get("embeddings") if track else None
             for i, (pid, meta) in enumerate(zip(existing["ids"], existing["metadatas"])):
