@@ -39,12 +39,25 @@ def _guard(work: Callable[[], Any]) -> Any:
         _fail("interrupted")
 
 
-def _memory(memory: Optional[Path], chroma_host: Optional[str], chroma_port: Optional[int], chroma_ssl: bool,
-            embedding: str, embedding_url: Optional[str], embedding_model: Optional[str],
-            embedding_key_env: Optional[str], dim: int):
+def _memory(config_path: Optional[Path], memory: Optional[Path], chroma_host: Optional[str],
+            chroma_port: Optional[int], chroma_ssl: bool, embedding: str, embedding_url: Optional[str],
+            embedding_model: Optional[str], embedding_key_env: Optional[str], dim: int):
     from index.embeddings import EmbeddingConfig
     from index.store import ChromaServerConfig, Memory, MemoryConfig
 
+    if config_path is not None:
+        # The same memory `sleuth diagnose --config` searches: sleuth.yml's memory: section.
+        from bot.config import ConfigError, load_config
+
+        if memory is not None or chroma_host or chroma_port:
+            _fail("give either --config (its memory: section) or --memory/--chroma-host, not both")
+        try:
+            configured = load_config(config_path).memory
+        except ConfigError as exc:
+            _fail(str(exc))
+        if configured is None:
+            _fail(f"{config_path} has no memory: section; add one (see sleuth.example.yml) or pass --memory DIR")
+        return Memory(configured)
     if memory is not None and (chroma_host or chroma_port):
         _fail("give either --memory DIR (embedded) or --chroma-host/--chroma-port (a server), not both")
     if embedding not in ("hashed", "openai", "onnx-minilm"):
@@ -62,6 +75,7 @@ def _memory(memory: Optional[Path], chroma_host: Optional[str], chroma_port: Opt
 
 
 # Options shared by every command.
+_config_opt = typer.Option(None, "--config", "-c", help="use sleuth.yml's memory: section (as diagnose does)")
 _memory_opt = typer.Option(None, "--memory", help=_MEMORY_HELP)
 _host_opt = typer.Option(None, "--chroma-host", help="a Chroma server instead of the embedded store")
 _port_opt = typer.Option(None, "--chroma-port", help="the Chroma server's port (default 8000)")
@@ -87,6 +101,7 @@ def add(
     embedding_model: Optional[str] = _emb_model_opt,
     embedding_key_env: Optional[str] = _emb_key_opt,
     dim: int = _dim_opt,
+    config: Optional[Path] = _config_opt,
 ) -> None:
     """Add postmortems (or --runbooks) to the memory; the same document twice is one record."""
 
@@ -98,8 +113,8 @@ def add(
         from index.store import IngestSummary
 
         records, file_skips = collect(paths, runbooks=runbooks)
-        mem = _memory(memory, chroma_host, chroma_port, chroma_ssl, embedding, embedding_url, embedding_model,
-                      embedding_key_env, dim)
+        mem = _memory(config, memory, chroma_host, chroma_port, chroma_ssl, embedding, embedding_url,
+                      embedding_model, embedding_key_env, dim)
         err = Console(stderr=True)
         ingest = mem.add_runbooks if runbooks else mem.add_records
         with Progress(TextColumn("[bold]embedding[/bold]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -149,12 +164,13 @@ def search(
     embedding_model: Optional[str] = _emb_model_opt,
     embedding_key_env: Optional[str] = _emb_key_opt,
     dim: int = _dim_opt,
+    config: Optional[Path] = _config_opt,
 ) -> None:
     """Find similar past incidents; suggest a root-cause category and the fixes that worked."""
 
     def work() -> None:
-        mem = _memory(memory, chroma_host, chroma_port, chroma_ssl, embedding, embedding_url, embedding_model,
-                      embedding_key_env, dim)
+        mem = _memory(config, memory, chroma_host, chroma_port, chroma_ssl, embedding, embedding_url,
+                      embedding_model, embedding_key_env, dim)
         results = mem.find_similar_incidents(text, service=service, since=since, k=k)
         suggestion = mem.suggest(results, text)
         runbooks = mem.find_runbooks(text, category=suggestion.category, k=2)
@@ -201,12 +217,13 @@ def rebuild(
     embedding_model: Optional[str] = _emb_model_opt,
     embedding_key_env: Optional[str] = _emb_key_opt,
     dim: int = _dim_opt,
+    config: Optional[Path] = _config_opt,
 ) -> None:
     """Re-embed everything with the configured embedding function (after changing it)."""
 
     def work() -> None:
-        mem = _memory(memory, chroma_host, chroma_port, chroma_ssl, embedding, embedding_url, embedding_model,
-                      embedding_key_env, dim)
+        mem = _memory(config, memory, chroma_host, chroma_port, chroma_ssl, embedding, embedding_url,
+                      embedding_model, embedding_key_env, dim)
         counts = mem.rebuild()
         if not counts:
             typer.echo(f"nothing to rebuild in {mem.config.where()}")

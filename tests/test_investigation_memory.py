@@ -103,3 +103,20 @@ def test_an_empty_or_unreachable_memory_is_reported_and_the_diagnosis_goes_on(tm
     assert result["sources"]["incidents"]["status"] == "error"
     assert "does not answer" in result["sources"]["incidents"]["reason"]
     assert result["hypotheses"][0]["category"] == "code_change"
+
+
+def test_index_commands_use_the_memory_that_diagnose_reads_from_sleuth_yml(tmp_path):
+    history = tmp_path / "history"
+    history.mkdir()
+    (history / "inc-2026-01-12.md").write_text(POSTMORTEM)
+    config = tmp_path / "conf" / "sleuth.yml"
+    config.parent.mkdir()
+    config.write_text("memory: {path: mem}\n")  # relative to the config file, as diagnose reads it
+    added = sleuth("index", "add", str(history), "--config", str(config), "--json")
+    assert added.returncode == 0, added.stderr
+    assert (tmp_path / "conf" / "mem").is_dir()
+    found = sleuth("index", "search", "checkout 500s after a release", "--config", str(config), "--json")
+    assert found.returncode == 0 and json.loads(found.stdout)["results"][0]["id"] == "inc-2026-01-12"
+    config.write_text("metrics: {}\n")
+    refused = sleuth("index", "add", str(history), "--config", str(config))
+    assert refused.returncode == 2 and "has no memory: section" in refused.stderr
