@@ -21,15 +21,12 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from tests.standins import free_port
+from tests.standins import free_port, wait_until_ready
 
 READY_TIMEOUT_S = 30.0
 
@@ -113,28 +110,13 @@ class PrometheusFarm:
                     stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 )
             server = PrometheusServer(f"http://127.0.0.1:{port}", data_dir, files, process, log_path)
-            if self._wait_ready(server):
+            if wait_until_ready(server.process, f"{server.url}/-/ready", READY_TIMEOUT_S):
                 return server
             server.stop()
             last_error = server.log_tail()
             if "address already in use" not in last_error:
                 break
         raise PrometheusUnavailable(f"prometheus did not become ready within {READY_TIMEOUT_S:.0f} s:\n{last_error}")
-
-    @staticmethod
-    def _wait_ready(server: PrometheusServer) -> bool:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if server.process.poll() is not None:
-                return False
-            try:
-                with urllib.request.urlopen(f"{server.url}/-/ready", timeout=2) as answer:
-                    if answer.status == 200:
-                        return True
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            time.sleep(0.05)
-        return False
 
     def close(self) -> None:
         for server in self.servers.values():

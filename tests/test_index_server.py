@@ -10,8 +10,6 @@ import os
 import shutil
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -19,7 +17,7 @@ import pytest
 from index.errors import ChromaUnavailable
 from index.records import collect
 from index.store import ChromaServerConfig, Memory, MemoryConfig
-from tests.standins import free_port
+from tests.standins import free_port, wait_until_ready
 from tests.test_index_store import check_gpu_search, write_corpus
 
 READY_TIMEOUT_S = 30.0
@@ -46,7 +44,7 @@ def chroma_server(tmp_path_factory):
             process = subprocess.Popen([binary, "run", "--path", str(root / "data"), "--host", "127.0.0.1",
                                         "--port", str(port)], stdout=log, stderr=subprocess.STDOUT,
                                        stdin=subprocess.DEVNULL)
-        if _wait_ready(process, port):
+        if wait_until_ready(process, f"http://127.0.0.1:{port}/api/v2/heartbeat", READY_TIMEOUT_S, 0.1):
             try:
                 yield ChromaServerConfig(host="127.0.0.1", port=port)
             finally:
@@ -70,21 +68,6 @@ def server(chroma_server):
     for collection in client.list_collections():
         client.delete_collection(collection if isinstance(collection, str) else collection.name)
     return chroma_server
-
-
-def _wait_ready(process: subprocess.Popen, port: int) -> bool:
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            return False
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=2) as answer:
-                if answer.status == 200:
-                    return True
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(0.1)
-    return False
 
 
 def _stop(process: subprocess.Popen) -> None:
