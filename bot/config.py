@@ -69,6 +69,96 @@ class InvestigationConfig(BaseModel):
         return value
 
 
+class ModelConfig(BaseModel):
+    """An OpenAI-compatible chat model. SLEUTH_LLM_BASE_URL, SLEUTH_LLM_MODEL and OPENAI_API_KEY override it."""
+
+    model_config = {"extra": "forbid", "protected_namespaces": ()}
+
+    base_url: str | None = Field(None, description="e.g. https://api.openai.com/v1 or http://localhost:11434/v1")
+    model: str | None = Field(None, description="the model name the endpoint expects")
+    api_key: str | None = Field(None, description="defaults to $OPENAI_API_KEY; local servers accept anything")
+    timeout: str = Field("60s", description="longest one model call may take")
+    max_retries: int = Field(2, ge=0, le=10, description="retries of timeouts, 5xx and 429 within the budget")
+    tool_calling: bool = Field(True, description="false for models without tool calling")
+    temperature: float = Field(0.0, ge=0.0, le=2.0)
+    prompt_price_per_1k: float = Field(0.0, ge=0.0, description="USD per 1,000 prompt tokens, for the cost estimate")
+    completion_price_per_1k: float = Field(0.0, ge=0.0, description="USD per 1,000 completion tokens")
+
+    @field_validator("timeout")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.model)
+
+
+class AgentConfig(BaseModel):
+    """Budgets per investigation; hitting one ends with the best answer so far."""
+
+    model_config = {"extra": "forbid"}
+
+    max_tool_calls: int = Field(8, ge=0, le=100, description="model tool calls per investigation or follow-up")
+    max_tokens: int = Field(60000, ge=1000, description="prompt plus completion tokens per investigation")
+    deadline: str = Field("120s", description="wall-clock limit for the model's part of an investigation")
+    tool_output_chars: int = Field(3000, ge=200, le=100000, description="cap on one compacted tool output")
+
+    @field_validator("deadline")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+
+class SafetyConfig(BaseModel):
+    """Redaction before anything reaches the model or Slack."""
+
+    model_config = {"extra": "forbid"}
+
+    redact_emails: bool = True
+    redact_ips: bool = Field(False, description="also redact IPv4/IPv6 addresses")
+    patterns: list[str] = Field(default_factory=list, description="extra regular expressions to redact")
+
+    @field_validator("patterns")
+    @classmethod
+    def _regex(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"{pattern!r} is not a regular expression: {exc}") from exc
+        return value
+
+
+class StorageConfig(BaseModel):
+    """Where conversations (checkpoints), incidents and timelines are kept."""
+
+    model_config = {"extra": "forbid"}
+
+    sqlite: Path = Field(Path(".sleuth/state.db"), description="SQLite file (the default)")
+    postgres: str | None = Field(None, description="postgresql://... to keep state in PostgreSQL instead")
+
+    @field_validator("postgres")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError("postgres must be a URL like postgresql://user@host:5432/db")
+        return value
+
+
+class SlackConfig(BaseModel):
+    """The Slack app. Tokens come from SLACK_BOT_TOKEN, SLACK_APP_TOKEN and SLACK_SIGNING_SECRET."""
+
+    model_config = {"extra": "forbid"}
+
+    approvers: list[str] = Field(default_factory=list,
+                                 description="user ids (U...) or user-group ids (S...) who may approve besides the commander")
+    timeline_reaction: str = Field("round_pushpin", description="a message given this reaction joins the timeline")
+    command: str = Field("/diagnose", description="the slash command, as in manifest.yml")
+
+
 class SleuthConfig(BaseModel):
     model_config = {"extra": "forbid"}
 
@@ -78,6 +168,11 @@ class SleuthConfig(BaseModel):
     services: dict[str, ServiceConfig] = Field(default_factory=dict)
     investigation: InvestigationConfig = Field(default_factory=InvestigationConfig)
     memory: MemoryConfig | None = Field(None, description="past-incident memory (sleuth index add fills it)")
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    agent: AgentConfig = Field(default_factory=AgentConfig)
+    safety: SafetyConfig = Field(default_factory=SafetyConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    slack: SlackConfig = Field(default_factory=SlackConfig)
 
 
 _VAR = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
@@ -148,7 +243,7 @@ def load_config(path: Path | None, env: dict[str, str] | None = None) -> SleuthC
     """
     env = dict(os.environ) if env is None else env
     if path is None:
-        return SleuthConfig()
+        return apply_environment(SleuthConfig(), env)
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
@@ -166,7 +261,18 @@ def load_config(path: Path | None, env: dict[str, str] | None = None) -> SleuthC
         config = SleuthConfig.model_validate(raw)
     except ValidationError as exc:
         raise explain(exc, str(path)) from exc
-    return resolve_paths(config, Path(path).parent)
+    return apply_environment(resolve_paths(config, Path(path).parent), env)
+
+
+def apply_environment(config: SleuthConfig, env: dict[str, str]) -> SleuthConfig:
+    """SLEUTH_LLM_BASE_URL, SLEUTH_LLM_MODEL and OPENAI_API_KEY override the model section."""
+    if env.get("SLEUTH_LLM_BASE_URL"):
+        config.model.base_url = env["SLEUTH_LLM_BASE_URL"]
+    if env.get("SLEUTH_LLM_MODEL"):
+        config.model.model = env["SLEUTH_LLM_MODEL"]
+    if env.get("OPENAI_API_KEY") and not config.model.api_key:
+        config.model.api_key = env["OPENAI_API_KEY"]
+    return config
 
 
 def resolve_paths(config: SleuthConfig, base: Path) -> SleuthConfig:
@@ -180,4 +286,5 @@ def resolve_paths(config: SleuthConfig, base: Path) -> SleuthConfig:
         config.changes.webhook.store = fix(config.changes.webhook.store)
     if config.memory:
         config.memory.path = fix(config.memory.path)
+    config.storage.sqlite = fix(config.storage.sqlite)
     return config
