@@ -51,33 +51,41 @@ def _console(err: bool = False, width: int | None = None):
 
 
 def _run(request, config, *, as_json: bool, charts: Optional[Path]) -> None:
-    from bot.investigate import run_investigation
+    """One investigation through the agent's graph (no clarifying question: a script cannot answer)."""
+    import uuid
+
+    from bot.agent import Agent
     from bot.report import SourceProgress, render
+    from tools.diagnosis import Diagnosis
+
+    agent = Agent(config, charts_dir=charts, charts_per_thread=False)
+    thread = f"cli:{uuid.uuid4().hex}"
+
+    def start(progress=None):
+        return agent.start(thread, request.symptom, service=request.service, window=request.window, at=request.at,
+                           on_progress=progress, clarify=False)
 
     progress_console = _console(err=True)
     if progress_console.is_terminal:
         with SourceProgress(progress_console) as progress:
-            result = asyncio.run(run_investigation(request, config, on_progress=progress))
+            turn = start(progress)
     else:
-        result = asyncio.run(run_investigation(request, config))
-    chart_paths: list[Path] = []
-    if charts is not None:
-        from tools.charts import write_charts
-
-        try:
-            chart_paths = write_charts(result.diagnosis, result.observations, charts)
-        except OSError as exc:
-            _fail(f"cannot write charts to {charts}: {exc.strerror or exc}")
+        turn = start()
+    if turn.kind == "error":
+        _fail(turn.text)
     if as_json:
-        payload = result.diagnosis.to_dict()
+        payload = dict(turn.diagnosis)
         if charts is not None:
-            payload["charts"] = [str(p) for p in chart_paths]
+            payload["charts"] = turn.charts
         sys.stdout.write(json.dumps(payload, indent=2) + "\n")
         return
     console = _console()
-    render(result.diagnosis, console)
+    render(Diagnosis.from_dict(turn.diagnosis), console)
+    narrative = turn.diagnosis.get("narrative") or {}
+    if narrative.get("summary"):
+        console.print(f"[bold]Model:[/bold] {narrative['summary']}")
     if charts is not None:
-        console.print(f"charts: {', '.join(map(str, chart_paths)) or 'none (no anomalous signal to draw)'}")
+        console.print(f"charts: {', '.join(turn.charts) or 'none (no anomalous signal to draw)'}")
 
 
 @app.command()
@@ -214,6 +222,12 @@ def _register_subcommands() -> None:
     from bot.index_cli import index_app
 
     app.add_typer(index_app, name="index")
+    from bot.chat_cli import register as register_chat
+
+    register_chat(app)
+    from bot.slack.serve import register as register_serve
+
+    register_serve(app)
 
 
 _register_subcommands()

@@ -145,3 +145,21 @@ def prometheus(tmp_path_factory) -> PrometheusFarm:
         yield farm
     finally:
         farm.close()
+
+
+POSTGRES_URL = os.environ.get("SLEUTH_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """The local PostgreSQL (trust auth). Skipped where none answers, except under CI, where it must."""
+    import psycopg
+
+    try:
+        with psycopg.connect(POSTGRES_URL, connect_timeout=3) as conn:
+            conn.execute("select 1")
+    except psycopg.Error as exc:
+        if _ci():
+            pytest.fail(f"PostgreSQL at {POSTGRES_URL} is required under CI: {exc}")
+        pytest.skip(f"no PostgreSQL at {POSTGRES_URL}: {exc}")
+    return POSTGRES_URL

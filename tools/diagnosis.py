@@ -111,5 +111,23 @@ class Diagnosis:
         data["sources"] = {name: report.to_dict() for name, report in self.sources.items()}
         return data
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Diagnosis":
+        """The inverse of to_dict (extra keys, such as the agent's narrative, are dropped)."""
+
+        def build(kind: type, item: dict[str, Any]) -> Any:
+            names = kind.__dataclass_fields__
+            return kind(**{k: v for k, v in item.items() if k in names})
+
+        return cls(
+            incident=dict(data.get("incident", {})), window=dict(data.get("window", {})),
+            evidence=[build(Evidence, e) for e in data.get("evidence", [])],
+            hypotheses=[build(Hypothesis, h) for h in data.get("hypotheses", [])],
+            mitigations=[build(Mitigation, m) for m in data.get("mitigations", [])],
+            similar_incidents=[build(SimilarIncident, s) for s in data.get("similar_incidents", [])],
+            sources={k: build(SourceReport, v) for k, v in data.get("sources", {}).items()},
+            timings=dict(data.get("timings", {})), model=dict(data.get("model", {})),
+        )
+
     def evidence_by_id(self) -> dict[str, Evidence]:
         return {e.id: e for e in self.evidence}

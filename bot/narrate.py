@@ -1,0 +1,65 @@
+"""Short plain-text descriptions of a diagnosis for a conversation (terminal or Slack mrkdwn).
+
+The full result is structured (tools.diagnosis); these are the few lines a responder reads first.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _pct(value: float | None) -> str:
+    return f"{round((value or 0.0) * 100)}%"
+
+
+def top_hypothesis(diagnosis: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not diagnosis:
+        return None
+    live = [h for h in diagnosis.get("hypotheses", []) if h.get("status") != "refuted" and not h.get("guess")]
+    return live[0] if live else None
+
+
+def describe_hypothesis(h: dict[str, Any]) -> str:
+    cites = ", ".join(h.get("evidence", [])[:6])
+    guess = " (a guess: no evidence)" if h.get("guess") else ""
+    return (f"{h['category']} on {h['component']} ({_pct(h.get('confidence'))}, {h.get('status', 'proposed')})"
+            f"{guess}: {h.get('statement', '')}" + (f" [evidence {cites}]" if cites else ""))
+
+
+def describe_mitigation(m: dict[str, Any]) -> str:
+    label = f"{m.get('id', '')} " if m.get("id") else ""
+    approval = "needs approval" if m.get("requires_approval") else "no approval needed"
+    provenance = f"; {m['provenance']}" if m.get("provenance") else ""
+    return f"{label}{m['action']} {m.get('target', '')}".rstrip() + f" ({approval}{provenance}). Verify: {m.get('verify', '')}"
+
+
+def describe_diagnosis(diagnosis: dict[str, Any], pending: list[dict[str, Any]] | None = None) -> str:
+    incident = diagnosis.get("incident", {})
+    lines: list[str] = []
+    onset = incident.get("onset")
+    service = incident.get("service")
+    lines.append(f"{incident.get('title', 'Incident')}" + (f" on {service}" if service else "")
+                 + (f", onset {onset}" if onset else ", no clear onset in the window"))
+    top = top_hypothesis(diagnosis)
+    if top:
+        lines.append("Most likely: " + describe_hypothesis(top))
+    else:
+        lines.append("No hypothesis stands out: the evidence does not point at one cause.")
+    others = [h for h in diagnosis.get("hypotheses", []) if h is not top][:2]
+    for h in others:
+        lines.append("Also: " + describe_hypothesis(h))
+    narrative = diagnosis.get("narrative") or {}
+    if narrative.get("summary"):
+        lines.append("Model's reading: " + narrative["summary"])
+    shown = pending if pending is not None else diagnosis.get("mitigations", [])
+    for m in shown[:3]:
+        lines.append("Proposed: " + describe_mitigation(m))
+    failed = [f"{name} ({report.get('reason', '')})" for name, report in diagnosis.get("sources", {}).items()
+              if report.get("status") == "error"]
+    if failed:
+        lines.append("Sources that failed: " + "; ".join(failed))
+    model = diagnosis.get("model") or {}
+    status = model.get("status", "not_configured")
+    if status not in ("not_configured", "ok"):
+        lines.append(f"Model: {status}; the deterministic result stands.")
+    return "\n".join(lines)
