@@ -371,7 +371,8 @@ class Agent:
         from langgraph.types import interrupt
 
         event = state["event"]
-        text = (event.get("text") or "").strip()
+        # What people write is redacted before it is stored, searched or shown to a model.
+        text = self.redactor.redact((event.get("text") or "").strip())
         now = event.get("received") or self.clock()
         request = {"symptom": text, "service": event.get("service"), "window": event.get("window"),
                    "at": event.get("at"), "live": event.get("at") is None, "started": now}
@@ -395,6 +396,7 @@ class Agent:
         if question:
             answer = interrupt({"kind": "question", "text": question})
             reply = (answer.get("text") or "").strip() if isinstance(answer, dict) else str(answer)
+            reply = self.redactor.redact(reply)
             named = mentioned_services(reply, known)
             if named:
                 request["service"] = named[0]
@@ -403,7 +405,7 @@ class Agent:
                 request["window"] = f"{int(max((now - when) * 1.5, 1800))}s"
             request["clarified"] = reply
         messages = list(state.get("messages") or [])
-        messages.append({"role": "user", "text": self.redactor.redact(text), "at": iso(now)})
+        messages.append({"role": "user", "text": text, "at": iso(now)})
         return {"request": request, "messages": messages, "usage": _usage(self.config.model.model,
                                                                           "not_configured"),
                 "scope": {"known": known}}
@@ -472,7 +474,7 @@ class Agent:
         pending = []
         for number, mitigation in enumerate(diagnosis.get("mitigations", []), start=1):
             entry = dict(mitigation)
-            entry["id"] = f"m{number}"
+            entry["id"] = f"fix{number}"
             mitigation["id"] = entry["id"]
             if mitigation.get("requires_approval"):
                 pending.append(entry)

@@ -189,8 +189,9 @@ class Toolbox:
     """Runs the model's tools for one incident."""
 
     def __init__(self, config: SleuthConfig, scope: IncidentScope, ledger: dict[str, dict[str, Any]],
-                 run: Callable[[Any], Any]) -> None:
+                 run: Callable[[Any], Any], redactor: Any = None) -> None:
         self.config = config
+        self.redactor = redactor  # bot.safety.Redactor: outputs are redacted before anyone reads them
         self.scope = scope
         self.ledger = ledger
         self._run = run  # runs a coroutine to completion from synchronous code
@@ -198,7 +199,12 @@ class Toolbox:
 
     def call(self, name: str, arguments: dict[str, Any]) -> ToolResult:
         method = getattr(self, f"_{name}")
-        return method(**arguments)
+        result = method(**arguments)
+        if self.redactor is not None:
+            result.text = self.redactor.redact(result.text)
+            if result.evidence is not None:
+                result.evidence = self.redactor.redact_obj(result.evidence)
+        return result
 
     # --- tools ---------------------------------------------------------------------------------
     def _service(self, service: str) -> str:
@@ -275,6 +281,9 @@ class Toolbox:
 
             for record in self._run(fetch()):
                 records.append({"ts": record.ts, "level": record.level, "message": record.message})
+        if self.redactor is not None:  # before mining: a template's masks would hide a secret from redaction
+            for record in records:
+                record["message"] = self.redactor.redact(record["message"])
         compact = compact_logs(records, cap_chars=self.cap_chars)
         where = f"{iso(self.scope.start)}..{iso(self.scope.end)}"
         summary = f"{len(records)} {service} log lines{' matching ' + repr(text) if text else ''} in {where}"

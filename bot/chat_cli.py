@@ -90,7 +90,7 @@ def chat(
             agent = Agent(cfg, checkpointer=saver, charts_dir=charts)
             existing = agent.snapshot(thread_id)
             sys.stdout.write(f"thread {thread_id}" + (" (resumed)" if existing else "") +
-                             "; /quit to leave, /approve m1 or /reject m1 to decide\n")
+                             "; /quit to leave, /approve fix1 or /reject fix1 to decide\n")
             if existing:
                 if existing.get("waiting") == "question":
                     last = existing["messages"][-1]["text"] if existing["messages"] else ""

@@ -170,7 +170,7 @@ def _changes(agent, state: dict[str, Any], text: str, service: str | None) -> tu
     ledger = dict(state["ledger"])
     span = parse_span(text)
     scope = _scope(agent, state)
-    toolbox = Toolbox(agent.config, scope, ledger, run_sync)
+    toolbox = Toolbox(agent.config, scope, ledger, run_sync, agent.redactor)
     minutes = int(span // 60) if span else None
     if span and scope.end - span < scope.start:
         # Further back than the incident's range: widen the start for this read-only listing.
@@ -202,7 +202,7 @@ def _span_words(span: float | None) -> str:
 
 def _service(agent, state: dict[str, Any], service: str) -> tuple[str, list[str], dict[str, Any]]:
     ledger = dict(state["ledger"])
-    toolbox = Toolbox(agent.config, _scope(agent, state), ledger, run_sync)
+    toolbox = Toolbox(agent.config, _scope(agent, state), ledger, run_sync, agent.redactor)
     try:
         result = toolbox.call("check_service", {"service": service})
     except (SourceError, ToolArgumentError) as exc:

@@ -13,7 +13,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -23,7 +23,8 @@ from tools.catalog import DEFAULT_SIGNALS
 from tools.changes import gather_changes
 from tools.diagnosis import Diagnosis, Evidence, SourceReport, iso
 from tools.http import SourceError
-from tools.logs import LokiClient, TemplateMiner, build_logql, read_files
+from bot.safety import Redactor
+from tools.logs import LogRecord, LokiClient, TemplateMiner, build_logql, read_files
 from tools.metrics import DISCOVERY_LABELS, Series, discovery_matchers, open_backend, parse_selector, selector_for
 from tools.anomaly import DAY_S
 
@@ -186,6 +187,13 @@ def _distinct(series_list: list[Series]) -> list[Series]:
     return kept
 
 
+def _redacted(records: Iterable[LogRecord], redactor: Redactor) -> Iterator[LogRecord]:
+    """Secrets leave a log line before it is mined: a template's masks would hide them from redaction."""
+    for record in records:
+        record.message = redactor.redact(record.message)
+        yield record
+
+
 async def _gather_logs(config: SleuthConfig, components: list[str] | None, start: float, split: float,
                        end: float, out: _Gathered) -> SourceReport:
     """Mine the logs of ``components`` (None: every service the log source knows)."""
@@ -196,9 +204,10 @@ async def _gather_logs(config: SleuthConfig, components: list[str] | None, start
     queries = 0
     notes: list[str] = []
     wanted = set(components) if components else None
+    redactor = Redactor(config.safety)
     if logs.files:
         def mine() -> None:
-            out.miner.add_all(read_files(logs.files, wanted, start, end, logs.max_lines))
+            out.miner.add_all(_redacted(read_files(logs.files, wanted, start, end, logs.max_lines), redactor))
 
         await asyncio.to_thread(mine)
         queries += len(logs.files)
@@ -226,7 +235,7 @@ async def _gather_logs(config: SleuthConfig, components: list[str] | None, start
                 for records in halves:
                     if len(records) >= logs.loki.limit:
                         notes.append(f"{component}: Loki returned its limit of {logs.loki.limit} lines; counts are a sample")
-                    out.miner.add_all(records)
+                    out.miner.add_all(_redacted(records, redactor))
         finally:
             await client.aclose()
     if not out.miner.lines:

@@ -112,7 +112,7 @@ def run_model_loop(agent, client: ModelClient, state: dict[str, Any], *, task: s
                                                        "services")})
     if state.get("request", {}).get("live"):
         scope.end = max(scope.end, agent.clock())
-    toolbox = Toolbox(agent.config, scope, ledger, _run_sync)
+    toolbox = Toolbox(agent.config, scope, ledger, _run_sync, agent.redactor)
     messages: list[dict[str, Any]] = [{"role": "system", "content": system_prompt()},
                                       {"role": "user", "content": incident_context(state, redact)}]
     for message in (history or [])[-8:]:

@@ -65,8 +65,8 @@ def test_without_a_model_the_graph_returns_the_deterministic_result(scenario):
     assert turn.diagnosis["hypotheses"][0]["component"] == "checkout"
     # Mitigations that change production wait for a human.
     assert turn.pending and all(p["requires_approval"] for p in turn.pending)
-    assert turn.pending[0]["action"] == "rollback" and turn.pending[0]["id"] == "m1"
-    assert "checkout" in turn.text and "m1 rollback" in turn.text
+    assert turn.pending[0]["action"] == "rollback" and turn.pending[0]["id"] == "fix1"
+    assert "checkout" in turn.text and "fix1 rollback" in turn.text
 
 
 def test_progress_reports_each_source(scenario):
@@ -159,7 +159,7 @@ def test_repeated_malformed_calls_fall_back_to_the_deterministic_result(scenario
     assert turn.diagnosis["model"]["status"].startswith("unavailable: the model's tool calls were malformed twice")
     assert "no tool named 'approve_mitigation'" in model.tool_messages(1)[0]["content"]
     assert turn.diagnosis["hypotheses"][0]["component"] == "checkout"
-    assert turn.decisions == [] and turn.pending[0]["id"] == "m1"
+    assert turn.decisions == [] and turn.pending[0]["id"] == "fix1"
 
 
 def test_a_malformed_final_answer_gets_one_more_chance(scenario, model):
@@ -241,7 +241,7 @@ def test_a_clarifying_question_and_its_answer(scenario):
     turn = agent.start("q", "checkout and search both look broken", at=scenario.request.at)
     assert turn.kind == "question" and "checkout" in turn.text and "search" in turn.text
     assert agent.snapshot("q")["waiting"] == "question"
-    refused = agent.decide("q", "m1", approved=True, by="U1")
+    refused = agent.decide("q", "fix1", approved=True, by="U1")
     assert refused.kind == "error" and "answer the open question first" in refused.text
     turn = agent.reply("q", "checkout")
     assert turn.kind == "diagnosis"
@@ -321,7 +321,7 @@ def test_decisions_are_recorded_once(scenario):
     assert first not in [p["id"] for p in decided.pending]
     again = agent.decide("t1", first, approved=True, by="U3")
     assert again.kind == "error" and "already rejected by U2" in again.text
-    assert agent.decide("t1", "m99", approved=True, by="U3").kind == "error"
+    assert agent.decide("t1", "fix99", approved=True, by="U3").kind == "error"
 
 
 def _restart_roundtrip(storage: StorageConfig, scenario, thread: str) -> None:
