@@ -18,6 +18,7 @@ def main() -> int:
         ("bench_concurrency.py", ["2" if quick else "5"]),
         ("bench_cli.py", ["2" if quick else "5"]),
         ("bench_logs.py", ["200000" if quick else "1000000"]),
+        ("bench_agent.py", []),
     ]
     status = 0
     for script, args in plan:

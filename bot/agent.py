@@ -376,23 +376,26 @@ class Agent:
         now = event.get("received") or self.clock()
         request = {"symptom": text, "service": event.get("service"), "window": event.get("window"),
                    "at": event.get("at"), "live": event.get("at") is None, "started": now}
-        known = self._known_services(request)
-        if request["service"] is None and text:
+        interactive = event.get("clarify", True)
+        # A script's request is taken as given (the same as the core's); a person's is read for a
+        # service and a time, against the services the metrics know.
+        known = self._known_services(request) if interactive and request["service"] is None else sorted(self.config.services)
+        if interactive and request["service"] is None and text:
             named = mentioned_services(text, known)
             if len(named) == 1:
                 request["service"] = named[0]
-        if request["at"] is None and text:
+        if interactive and request["at"] is None and text:
             when = parse_time_phrase(text, now)
             if when is not None:
                 request["at"], request["live"] = None, True
                 span = now - when
                 if request["window"] is None and span > 0:
                     request["window"] = f"{int(max(span * 1.5, 1800))}s"  # the onset lies inside the window
-        if request["window"] is None and text:
+        if interactive and request["window"] is None and text:
             span = parse_span(text)
             if span:
                 request["window"] = f"{int(span)}s"
-        question = self._clarifying_question(request, known) if event.get("clarify", True) else None
+        question = self._clarifying_question(request, known) if interactive else None
         if question:
             answer = interrupt({"kind": "question", "text": question})
             reply = (answer.get("text") or "").strip() if isinstance(answer, dict) else str(answer)

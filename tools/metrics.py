@@ -8,6 +8,8 @@ within Prometheus's 5-minute lookback.
 
 from __future__ import annotations
 
+import os
+
 import math
 import re
 from dataclasses import dataclass, field
@@ -226,6 +228,19 @@ class _StoredSeries:
     values: np.ndarray
 
 
+# Parsed files, keyed by (path, size, mtime) of each: an investigation, its follow-ups and the
+# agent's tools read the same files again and again; a file that changes is parsed again.
+_PARSED: dict[tuple, list[_StoredSeries]] = {}
+_PARSED_MAX = 8
+
+
+def _files_key(paths: list[Path]) -> tuple | None:
+    try:
+        return tuple((str(p), os.stat(p).st_size, os.stat(p).st_mtime_ns) for p in paths)
+    except OSError:
+        return None  # let the load report the unreadable file
+
+
 @dataclass
 class EmbeddedBackend:
     """Answers plain selectors over OpenMetrics text files, with Prometheus's evaluation rules.
@@ -240,6 +255,10 @@ class EmbeddedBackend:
 
     def _load(self) -> list[_StoredSeries]:
         if self._series is None:
+            key = _files_key(self.paths)
+            if key is not None and key in _PARSED:
+                self._series = _PARSED[key]
+                return self._series
             from prometheus_client.openmetrics.parser import text_fd_to_metric_families
 
             collected: dict[tuple, tuple[list[float], list[float], dict[str, str]]] = {}
@@ -265,6 +284,10 @@ class EmbeddedBackend:
                 order = np.argsort(np.asarray(ts_list), kind="stable")
                 stored.append(_StoredSeries(labels, np.asarray(ts_list)[order], np.asarray(val_list)[order]))
             self._series = stored
+            if key is not None:
+                while len(_PARSED) >= _PARSED_MAX:
+                    _PARSED.pop(next(iter(_PARSED)))
+                _PARSED[key] = stored
         return self._series
 
     def _select(self, query: str) -> list[_StoredSeries]:
