@@ -40,3 +40,29 @@ def test_durations():
     for bad in ("", "1x", "h", "-5m", 0):
         with pytest.raises(ValueError):
             parse_duration(bad)
+
+
+def test_model_settings_come_from_the_environment_over_the_file(tmp_path):
+    from bot.config import load_config
+
+    path = tmp_path / "sleuth.yml"
+    path.write_text("model:\n  base_url: http://file.example/v1\n  model: from-file\n")
+    env = {"SLEUTH_LLM_BASE_URL": "http://127.0.0.1:9/v1", "SLEUTH_LLM_MODEL": "from-env", "OPENAI_API_KEY": "k"}
+    config = load_config(path, env)
+    assert (config.model.base_url, config.model.model, config.model.api_key) == ("http://127.0.0.1:9/v1", "from-env", "k")
+    assert load_config(path, {}).model.model == "from-file"
+    assert load_config(None, {"SLEUTH_LLM_MODEL": "m"}).model.configured
+
+
+def test_a_bad_model_or_storage_setting_is_one_sentence(tmp_path):
+    import pytest
+
+    from bot.config import ConfigError, load_config
+
+    path = tmp_path / "sleuth.yml"
+    path.write_text("storage:\n  postgres: mysql://x\n")
+    with pytest.raises(ConfigError, match="storage.postgres.*postgresql://"):
+        load_config(path, {})
+    path.write_text("agent:\n  deadline: soon\n")
+    with pytest.raises(ConfigError, match="agent.deadline"):
+        load_config(path, {})
