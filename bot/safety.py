@@ -101,9 +101,10 @@ _KV_END = re.compile(r"(?:pass(?:word|wd|phrase)?|pwd|token|secret|key|base|sign
 # separator (JSON, YAML, env, logfmt, Ruby hashes, escaped JSON inside a message), then the value
 _KV_TAIL = re.compile(
     r"(?P<sep>\\?[\"']?[ \t]*(?:=>|[:=])[ \t]*)"
-    r"(?P<q>\\?[\"'])?"
-    r"(?!\[REDACTED)"
-    r"(?P<val>(?(q)[^\"'\\\n]+|[^\s\"'\\,;&})\]<>]+))",
+    r"(?!\\?[\"']?\[REDACTED)"
+    r"(?:(?P<dq>\")(?P<dval>(?:[^\"\\\n]|\\.)+)"  # "quoted", escapes and all, up to the matching quote
+    r"|(?P<eq>\\\"|\\?')(?P<eval>[^\"'\\\n]+)"  # \"quoted\" inside an escaped string, or 'quoted'
+    r"|(?P<val>[^\s\"'\\,;&})\]<>]+))",      # bare, up to a delimiter
 )
 _KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 
@@ -127,14 +128,15 @@ def _kv_kind(key: str) -> str:
 
 def _kv_value(key: str, tail: re.Match[str]) -> str | None:
     """The redacted separator and value after ``key``, or None when the value is not a secret."""
-    value = tail.group("val")
+    quote = tail.group("dq") or tail.group("eq") or ""
+    value = tail.group("dval") or tail.group("eval") or tail.group("val")
     if _placeholder(value):
         return None
     kind = _kv_kind(key)
-    bare_colon = not tail.group("q") and ":" in tail.group("sep") and "=" not in tail.group("sep")
+    bare_colon = not quote and ":" in tail.group("sep") and "=" not in tail.group("sep")
     if bare_colon and kind != "password" and not _secretish(value):
         return None  # "token: expired", "secret: not found" are error messages, not secrets
-    return tail.group("sep") + (tail.group("q") or "") + _mark(kind)
+    return tail.group("sep") + quote + _mark(kind)
 
 
 def _redact_assignments(text: str, tally: Counter[str]) -> str:
