@@ -1,0 +1,220 @@
+"""``sleuth serve``: the Slack app, over Socket Mode (default) or HTTP (``--http``).
+
+Socket Mode needs SLACK_BOT_TOKEN and SLACK_APP_TOKEN and no public URL. HTTP mode needs
+SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET and answers Slack at ``/slack/events`` (``/healthz``
+says whether it is up). ``--demo`` serves the bundled demo scenario's sources, so the bot can be
+tried in a real workspace before any telemetry is wired. SLEUTH_SLACK_API_URL overrides the Web
+API base URL (a proxy, or a local stand-in in tests).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import threading
+from contextlib import ExitStack
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+EVENTS_PATH = "/slack/events"
+
+
+class ServeError(Exception):
+    """Why the app cannot start, as one sentence naming the fix."""
+
+
+@dataclass
+class Tokens:
+    bot: str
+    app: str | None = None
+    signing_secret: str | None = None
+
+
+def read_tokens(*, http: bool, env: dict[str, str] | None = None) -> Tokens:
+    env = dict(os.environ) if env is None else env
+    bot = env.get("SLACK_BOT_TOKEN", "").strip()
+    if not bot:
+        raise ServeError("SLACK_BOT_TOKEN is not set; install the app (see manifest.yml) and export its bot token "
+                         "(xoxb-...)")
+    if not bot.startswith("xoxb-"):
+        raise ServeError("SLACK_BOT_TOKEN must be the bot token starting with xoxb- (OAuth & Permissions page)")
+    if http:
+        secret = env.get("SLACK_SIGNING_SECRET", "").strip()
+        if not secret:
+            raise ServeError("SLACK_SIGNING_SECRET is not set; HTTP mode needs it (Basic Information > App "
+                             "Credentials)")
+        return Tokens(bot, signing_secret=secret)
+    app_token = env.get("SLACK_APP_TOKEN", "").strip()
+    if not app_token:
+        raise ServeError("SLACK_APP_TOKEN is not set; Socket Mode needs an app-level token (xapp-...) with "
+                         "connections:write, or run with --http")
+    if not app_token.startswith("xapp-"):
+        raise ServeError("SLACK_APP_TOKEN must be the app-level token starting with xapp- (Basic Information > "
+                         "App-Level Tokens)")
+    return Tokens(bot, app=app_token)
+
+
+class SlackHttpServer(ThreadingHTTPServer):
+    """Slack's requests at /slack/events, one thread each, dispatched to the Bolt app."""
+
+    daemon_threads = True
+
+    def __init__(self, app: Any, host: str, port: int) -> None:
+        from slack_bolt.request import BoltRequest
+
+        bolt_app = app
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:  # noqa: N802
+                if self.path.split("?")[0] == "/healthz":
+                    self._send(200, {"content-type": ["text/plain"]}, "ok")
+                else:
+                    self._send(404, {}, "")
+
+            def do_POST(self) -> None:  # noqa: N802
+                path, _, query = self.path.partition("?")
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length).decode("utf-8") if length else ""
+                if path != EVENTS_PATH:
+                    self._send(404, {}, "")
+                    return
+                headers = {k.lower(): [v] for k, v in self.headers.items()}
+                response = bolt_app.dispatch(BoltRequest(body=body, query=query, headers=headers))
+                self._send(response.status, response.headers, response.body or "")
+
+            def _send(self, status: int, headers: dict[str, Any], body: str) -> None:
+                data = body.encode("utf-8") if isinstance(body, str) else bytes(body)
+                self.send_response(status)
+                for name, values in headers.items():
+                    if name.lower() == "content-length":
+                        continue
+                    for value in values if isinstance(values, (list, tuple)) else [values]:
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+                return
+
+        super().__init__((host, port), Handler)
+
+
+def demo_setup(config_path: Optional[Path]):
+    """The demo scenario's config and question; its memory copied somewhere writable, so an
+    incident added to memory from Slack is found by the next one."""
+    from bot.config import load_config
+    from bot.scenario import DEMO_SCENARIO, SCENARIOS_DIR, load_scenario
+    from bot.slack.flows import Defaults
+
+    base = load_config(config_path)
+    scenario = load_scenario(SCENARIOS_DIR / DEMO_SCENARIO, base)
+    config = scenario.config
+    if config.memory is not None and base.memory is None:
+        target = Path(config.storage.sqlite).parent / "demo-memory"
+        if not target.exists():
+            shutil.copytree(config.memory.path, target)
+        config.memory = config.memory.model_copy(update={"path": target})
+    request = scenario.request
+    return config, Defaults(symptom=request.symptom, service=request.service, at=request.at, window=request.window)
+
+
+def known_services(config) -> set[str]:
+    names = set(config.services)
+    for service in config.services.values():
+        names.update(service.depends_on)
+    return names
+
+
+def open_sleuth(config, defaults, stack: ExitStack, *, prefix: str = "sleuth_"):
+    """The store, the agent (checkpointed in the same storage) and the Sleuth around them."""
+    from bot.agent import Agent, open_checkpointer
+    from bot.slack.flows import Sleuth
+    from bot.slack.incidents import IncidentStore
+
+    saver = stack.enter_context(open_checkpointer(config.storage))
+    store = IncidentStore(config.storage, prefix=prefix)
+    stack.callback(store.close)
+    charts = Path(config.storage.sqlite).parent / "charts"
+    agent = Agent(config, checkpointer=saver, charts_dir=charts)
+    sleuth = Sleuth(config=config, store=store, agent=agent, defaults=defaults,
+                    known_services=known_services(config))
+    stack.callback(sleuth.close)
+    return sleuth
+
+
+def serve(
+    http: bool = typer.Option(False, "--http", help="HTTP mode (SLACK_SIGNING_SECRET) instead of Socket Mode"),
+    port: int = typer.Option(3000, "--port", help="HTTP mode: the port for /slack/events"),
+    host: str = typer.Option("0.0.0.0", "--host", help="HTTP mode: the address to listen on"),
+    demo: bool = typer.Option(False, "--demo", help="serve the bundled demo scenario's sources"),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="sleuth.yml"),
+) -> None:
+    """Run the Slack app: /diagnose, threads, the timeline, rollups and summaries."""
+    from bot.config import ConfigError, load_config
+    from bot.slack.app import api_url, build_app, make_client
+    from bot.slack.flows import Defaults
+    from bot.slack.incidents import StoreError
+
+    logging.basicConfig(level=os.environ.get("SLEUTH_LOG_LEVEL", "INFO").upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        tokens = read_tokens(http=http)
+        if demo:
+            cfg, defaults = demo_setup(config)
+        else:
+            cfg, defaults = load_config(config), Defaults()
+        with ExitStack() as stack:
+            sleuth = open_sleuth(cfg, defaults, stack)
+            client = make_client(tokens.bot)
+            try:
+                app = build_app(sleuth, client=client, signing_secret=tokens.signing_secret)
+            except Exception as exc:  # Bolt's auth.test at start: a refused token or an unreachable Slack
+                raise ServeError(f"Slack did not accept SLACK_BOT_TOKEN at {api_url()}: {exc}") from exc
+            if http:
+                try:
+                    server = SlackHttpServer(app, host, port)
+                except OSError as exc:
+                    raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; choose another --port") \
+                        from exc
+                stack.callback(server.server_close)
+                signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+                typer.echo(f"sleuth: HTTP mode on http://{host}:{server.server_address[1]}{EVENTS_PATH}"
+                           f" ({'demo scenario' if demo else 'config sources'}, state in {sleuth.store.backend})",
+                           err=True)
+                server.serve_forever(poll_interval=0.2)
+            else:
+                from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+                handler = SocketModeHandler(app, tokens.app)
+                stopped = threading.Event()
+                signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+                try:
+                    handler.connect()
+                except Exception as exc:  # apps.connections.open refused (a wrong app token) or no route
+                    raise ServeError(f"Slack refused the Socket Mode connection with SLACK_APP_TOKEN: {exc}") from exc
+                stack.callback(handler.close)
+                typer.echo(f"sleuth: Socket Mode connected ({'demo scenario' if demo else 'config sources'}, "
+                           f"state in {sleuth.store.backend})", err=True)
+                try:
+                    stopped.wait()
+                except KeyboardInterrupt:
+                    pass
+    except (ServeError, ConfigError, StoreError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2)
+    except KeyboardInterrupt:
+        pass
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``sleuth serve`` to the CLI."""
+    app.command("serve")(serve)

@@ -1,0 +1,148 @@
+"""``sleuth serve`` as a user runs it: Socket Mode through the real SocketModeHandler against the
+WebSocket stand-in, HTTP mode through the real server, both pointed at the Web API stand-in by
+SLEUTH_SLACK_API_URL; and the one-sentence refusals when tokens are missing or wrong."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from bot.cli import app as cli_app
+from bot.slack import blocks as B
+from tests.slack_standins import (SignedSender, SlackWebStandIn, SocketModeStandIn, block_action, event_callback,
+                                  slash_command)
+from tests.standins import free_port, wait_until_ready
+
+ROOT = Path(__file__).resolve().parent.parent
+ALICE, BOB = "U0ALICE", "U0BOB"
+
+
+def _serve(tmp_path: Path, web: SlackWebStandIn, *args: str, **env: str) -> subprocess.Popen:
+    environment = {**os.environ, "SLACK_BOT_TOKEN": web.bot_token, "SLACK_APP_TOKEN": web.app_token,
+                   "SLEUTH_SLACK_API_URL": web.api_url, "PYTHONPATH": str(ROOT), **env}
+    log = open(tmp_path / "serve.log", "wb")
+    return subprocess.Popen([sys.executable, "-m", "bot.cli", "serve", "--demo", *args], cwd=tmp_path,
+                            env=environment, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+
+def _stop(process: subprocess.Popen, tmp_path: Path) -> str:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+    return (tmp_path / "serve.log").read_text(errors="replace")
+
+
+def test_socket_mode_serves_a_diagnosis_events_and_actions(tmp_path):
+    with SlackWebStandIn() as web, SocketModeStandIn() as socket:
+        web.socket_url = socket.url
+        process = _serve(tmp_path, web)
+        try:
+            socket.wait_connected(timeout=60)
+            opened = web.calls_to("apps.connections.open")
+            assert opened and opened[0].token == web.app_token
+
+            started = time.monotonic()
+            envelope = socket.send("slash_commands", slash_command("", channel="C1", user=ALICE))
+            socket.ack(envelope, timeout=5)
+            assert time.monotonic() - started < 3.0
+            plan = web.wait_for(lambda: next((m for m in web.bot_messages("C1") if m.text.startswith("Investigating")),
+                                             None), what="the plan")
+            diagnosis = web.wait_for(lambda: next((m for m in web.bot_messages("C1", plan.ts)
+                                                   if m.text.startswith("Diagnosis")), None),
+                                     timeout=60, what="the diagnosis in the thread")
+            assert "code change in checkout" in json.dumps(diagnosis.blocks)
+
+            flagged = web.human_message("C1", BOB, "paged the payments team")
+            event = event_callback({"type": "reaction_added", "user": ALICE, "reaction": "round_pushpin",
+                                    "item": {"type": "message", "channel": "C1", "ts": flagged.ts}},
+                                   event_id="Ev0SOCKET1")
+            for attempt in (0, 1, 2):  # Slack's redeliveries over the socket
+                socket.ack(socket.send("events_api", event, retry_attempt=attempt))
+            timeline = web.wait_for(lambda: next((m for m in web.bot_messages("C1") if m.pinned
+                                                  and "paged the payments team" in json.dumps(m.blocks)), None),
+                                    what="the flagged message on the timeline")
+            assert json.dumps(timeline.blocks).count("paged the payments team") == 1
+
+            value = next(b["elements"][0]["value"] for b in diagnosis.blocks if b["type"] == "actions")
+            socket.ack(socket.send("interactive", block_action(B.APPROVE, value, user=ALICE, channel="C1",
+                                                               message=diagnosis.to_slack())))
+            web.wait_for(lambda: any("approved" in m.text for m in web.bot_messages("C1", plan.ts)),
+                         what="the approval")
+            time.sleep(0.3)
+            assert len(web.calls_to("conversations.history")) == 1, "one effect for three deliveries"
+        finally:
+            log = _stop(process, tmp_path)
+        assert process.returncode in (0, -signal.SIGTERM), log[-3000:]
+        assert (tmp_path / ".sleuth" / "state.db").is_file()
+
+
+def test_http_mode_serves_signed_requests_only(tmp_path):
+    with SlackWebStandIn() as web:
+        port = free_port()
+        process = _serve(tmp_path, web, "--http", "--port", str(port), "--host", "127.0.0.1",
+                         SLACK_SIGNING_SECRET="s3cr3t")
+        try:
+            assert wait_until_ready(process, f"http://127.0.0.1:{port}/healthz", 60), \
+                (tmp_path / "serve.log").read_text()
+            sender = SignedSender(f"http://127.0.0.1:{port}/slack/events", "s3cr3t")
+            helped = sender.command(slash_command("help", channel="C1", user=ALICE))
+            assert helped.status == 200 and "rollup [all]" in helped.body
+            forged = SignedSender(f"http://127.0.0.1:{port}/slack/events", "wrong").command(
+                slash_command("start X", channel="C1", user=ALICE))
+            assert forged.status == 401
+            time.sleep(0.2)
+            assert not web.calls_to("chat.postMessage")
+        finally:
+            _stop(process, tmp_path)
+
+
+@pytest.mark.parametrize("env, args, says", [
+    ({"SLACK_BOT_TOKEN": ""}, [], "SLACK_BOT_TOKEN is not set"),
+    ({"SLACK_BOT_TOKEN": "xoxp-user"}, [], "starting with xoxb-"),
+    ({"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_APP_TOKEN": ""}, [], "SLACK_APP_TOKEN is not set"),
+    ({"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_APP_TOKEN": "xoxb-2"}, [], "starting with xapp-"),
+    ({"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": ""}, ["--http"], "SLACK_SIGNING_SECRET is not set"),
+])
+def test_serve_refuses_missing_or_wrong_tokens_in_one_sentence(env, args, says, monkeypatch):
+    for name in ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    result = CliRunner().invoke(cli_app, ["serve", *args])
+    assert result.exit_code == 2
+    assert says in result.output and result.output.count("\n") == 1
+
+
+def test_serve_says_when_slack_refuses_the_token(tmp_path, monkeypatch):
+    with SlackWebStandIn(bot_token="xoxb-the-right-one") as web:
+        monkeypatch.chdir(tmp_path)
+        monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-a-wrong-one")
+        monkeypatch.setenv("SLACK_SIGNING_SECRET", "x")
+        monkeypatch.setenv("SLEUTH_SLACK_API_URL", web.api_url.rstrip("/"))
+        result = CliRunner().invoke(cli_app, ["serve", "--http", "--port", str(free_port())])
+    assert result.exit_code == 2
+    assert "Slack did not accept SLACK_BOT_TOKEN" in result.output and "invalid_auth" in result.output
+
+
+def test_serve_says_when_slack_refuses_the_app_token(tmp_path, monkeypatch):
+    with SlackWebStandIn(app_token="xapp-the-right-one") as web, SocketModeStandIn() as socket:
+        web.socket_url = socket.url
+        monkeypatch.chdir(tmp_path)
+        monkeypatch.setenv("SLACK_BOT_TOKEN", web.bot_token)
+        monkeypatch.setenv("SLACK_APP_TOKEN", "xapp-a-wrong-one")
+        monkeypatch.setenv("SLEUTH_SLACK_API_URL", web.api_url)
+        result = CliRunner().invoke(cli_app, ["serve"])
+    assert result.exit_code == 2
+    assert "Slack refused the Socket Mode connection" in result.output and "invalid_auth" in result.output
