@@ -83,20 +83,28 @@ class CategoryHead:
 
     def update(self, X: np.ndarray, T: np.ndarray, sign: float = 1.0) -> None:
         """Add (sign=+1) or remove (sign=-1) records: embeddings X (n x d), targets T (n x C)."""
-        X = np.atleast_2d(np.asarray(X, dtype=np.float64))
+        X = np.atleast_2d(np.asarray(X))
         T = np.atleast_2d(np.asarray(T, dtype=np.float64))
         keep = T.sum(axis=1) > 0  # unlabelled records teach nothing
         if not keep.any():
             return
         if X.shape[1] != self.dim:
             raise ValueError(f"the head has {self.dim} dimensions, the embeddings {X.shape[1]}")
-        Xb = self._bias(X[keep])
-        if Xb.shape[0] >= 64:  # bulk ingest: float32 products (2x faster), summed in float64
-            X32 = Xb.astype(np.float32)
-            self.A += sign * (X32.T @ X32).astype(np.float64)
+        if not keep.all():
+            X, T = X[keep], T[keep]
+        if X.shape[0] >= 64:  # bulk ingest: float32 products (2x faster), summed in float64
+            X32 = np.empty((X.shape[0], self.dim + 1), dtype=np.float32)
+            X32[:, :-1] = X
+            X32[:, -1] = 1.0
+            G = X32.T @ X32
+            if sign != 1.0:
+                G *= np.float32(sign)
+            self.A += G
+            Xb = X32
         else:
+            Xb = self._bias(X)
             self.A += sign * (Xb.T @ Xb)
-        self.B += sign * (Xb.T @ T[keep])
+        self.B += sign * (Xb.T.astype(np.float64) @ T)
         self.n += int(sign) * int(keep.sum())
         self._W = None
 

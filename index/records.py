@@ -114,8 +114,8 @@ class IncidentRecord:
 
     def content_hash(self) -> str:
         """A stable hash of the content (the source path excluded: moving a file changes nothing)."""
-        data = self.to_dict()
-        data.pop("source", None)
+        # The fields as to_dict() gives them (plain values), without its deep copy.
+        data = {name: getattr(self, name) for name in self.__dataclass_fields__ if name != "source"}
         return hashlib.sha256(json.dumps(data, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
     def timestamp(self) -> float | None:

@@ -6,24 +6,35 @@
 :mod:`index.embeddings`). A collection remembers its function: opening it with another one is an
 :class:`EmbeddingMismatch` naming ``sleuth index rebuild``.
 
-Each document is split into parts (incidents: ``summary`` = what a responder knows early: title,
-summary, services, impact symptoms, operation; ``full`` = the whole record except its labels;
-runbooks: ``overview`` plus one part per section), each part carrying the record's metadata
-(record id, part, services, categories, date, severity, source, content hash, the root-cause and
-mitigation text) so that search can filter and results show the right part.
+Entries and their metadata: an incident is ONE entry (part ``full``: the whole record except its
+labels; id ``record#full#hash``), one vector in the HNSW index; a runbook is an ``overview`` entry
+plus one per section. Every entry carries the record's metadata (record id, part, title, services,
+categories, mitigations, date, severity, source, content hash, keywords, the root-cause and
+mitigation text) so that search can filter and results show the record. An incident entry also
+keeps its text (``text``; not a Chroma document, whose full-text index would double the ingest
+time) and its early text, what a responder knows early (title, summary, services, impact symptoms,
+operation), as ``early_len``: the length of the prefix of ``text`` it is.
 
-Category heads (:mod:`index.learn`): ridge sums over the ``summary`` and ``full`` embeddings of
-the labelled incidents, updated on every write, kept beside the collection (the embedded store:
+Category heads (:mod:`index.learn`): ridge sums over two embeddings of each labelled incident, the
+early text's (the early head) and the whole record's (the full head), updated on every write. The
+early text is embedded at ingest for the early head only and never stored as a vector; the full
+embedding is the one stored. The sums are kept beside the collection (the embedded store:
 ``incidents.heads.npz`` in the memory folder; a server: a local cache file) and checked against a
 token in the collection's metadata; when they do not match (another client wrote, a write was
-interrupted, a rebuild), they are recomputed from the embeddings stored in Chroma. With enough
-labelled records, the early head suggests the category and the full head re-ranks related
-incidents (similarity + agreement with the likely category).
+interrupted, a rebuild), they are recomputed from Chroma: the stored vectors for the full head,
+the early texts embedded again for the early head. With enough labelled records, the early head
+suggests the category and the full head re-ranks related incidents (similarity + agreement with
+the likely category). Search matches a question against the whole records.
 
-Idempotence and no half-written records: a part's id contains the record's content hash. The same
-document twice is skipped as unchanged; a changed document first gets its new parts written under
-the new hash, and only then are the old-hash parts deleted. Until the deletion, search sees both
-versions of one record id and keeps the newest (``ingested_at``); the next ingest cleans up.
+Idempotence and no half-written records: an entry's id contains the record's content hash. The
+same document twice is skipped as unchanged; a changed document first gets its new entry written
+under the new hash, and only then is the old-hash entry deleted. Until the deletion, search sees
+both versions of one record id and keeps the newest (``ingested_at``); the next ingest cleans up.
+
+The earlier two-part layout (an incident as a ``summary`` entry holding the early text and a
+``full`` entry) is still read: search ranks its entries like any other, its ``summary`` vectors
+feed the early head, and the next ingest of the same documents counts each such record as
+updated and rewrites it as one entry; ``sleuth index rebuild`` converts the whole memory.
 """
 
 from __future__ import annotations
@@ -51,7 +62,10 @@ INCIDENTS = "incidents"
 RUNBOOKS = "runbooks"
 _REBUILD_SUFFIX = "-rebuilding"
 _GET_PAGE = 1000
-# Incident parts that feed the category heads: the early text -> the early head, the whole record -> the full one.
+# The one Chroma entry of an incident record: the whole record except its labels.
+INCIDENT_PART = "full"
+# Stored incident parts whose vectors feed a category head. ``full`` feeds the full head (its early text,
+# re-embedded, the early head); ``summary`` is the early-text entry of the earlier two-part layout.
 HEAD_PARTS = {"summary": "early", "full": "full"}
 _HEAD_KEY = "sleuth_head"  # collection metadata: the token of the head sums that match the collection
 _HEAD_CHECK_S = 10.0
@@ -321,11 +335,13 @@ class Memory:
 
     @staticmethod
     def incident_parts(record: IncidentRecord) -> list[tuple[str, str]]:
-        """``summary``: what a responder knows early; ``full``: the whole record except its labels."""
-        return [("summary", record.early_text()), ("full", record.full_text())]
+        """One part, ``full``: the whole record except its labels (the only vector stored per incident)."""
+        return [(INCIDENT_PART, record.full_text())]
 
     @staticmethod
-    def incident_metadata(record: IncidentRecord, digest: str, now: float) -> dict[str, Any]:
+    def incident_metadata(record: IncidentRecord, digest: str, now: float, full_text: str | None = None) -> dict[str, Any]:
+        """The entry's metadata; the early text (what a responder knows early) is kept as ``early_len``,
+        the length of the prefix of the full text it is (``early_text`` itself should it ever not be one)."""
         text = " ".join([record.title, record.summary, record.impact, record.root_cause_text, record.mitigation_text])
         meta: dict[str, Any] = {
             "record_id": record.id,
@@ -348,10 +364,29 @@ class Memory:
         ts = record.timestamp()
         if ts is not None:
             meta["ts"] = int(ts)
+        early = record.early_text()
+        full = record.full_text() if full_text is None else full_text
+        if full.startswith(early):
+            meta["early_len"] = len(early)
+        else:
+            meta["early_text"] = early
         return meta
 
+    @staticmethod
+    def early_text_of(meta: dict[str, Any], document: str | None = None) -> str | None:
+        """The early text of a stored ``full`` incident entry (None: an entry without one, e.g. the
+        ``full`` part of the two-part layout, whose early text was its own ``summary`` entry)."""
+        if "early_text" in meta:
+            return str(meta["early_text"])
+        if "early_len" in meta:
+            text = meta.get("text")
+            if text is None:
+                text = document or ""
+            return str(text)[: int(meta["early_len"])]
+        return None
+
     def _ingest(self, name: str, items: list[tuple[str, str, str, list[tuple[str, str]], dict[str, Any]]],
-                on_progress: Callable[[int, int], None] | None = None, batch_records: int = 200) -> IngestSummary:
+                on_progress: Callable[[int, int], None] | None = None, batch_records: int = 1000) -> IngestSummary:
         """items: (record id, source, content hash, parts [(part, text)], metadata)."""
         summary = IngestSummary()
         seen: dict[str, tuple[str, str]] = {}
@@ -381,14 +416,14 @@ class Memory:
 
     @staticmethod
     def _record_ids(col: Any) -> set[str]:
-        """Ids of the records with parts in ``col`` (paged; an empty collection costs one call)."""
+        """Ids of the records with parts in ``col`` (paged, entry ids only; an empty collection costs one call)."""
         ids: set[str] = set()
         if col.count() == 0:
             return ids
         offset = 0
         while True:
-            page = col.get(include=["metadatas"], limit=_GET_PAGE, offset=offset)
-            ids.update(m["record_id"] for m in page["metadatas"] if m and "record_id" in m)
+            page = col.get(include=[], limit=_GET_PAGE, offset=offset)
+            ids.update(pid.rsplit("#", 2)[0] for pid in page["ids"])  # part id = record#part#hash
             if len(page["ids"]) < _GET_PAGE:
                 return ids
             offset += _GET_PAGE
@@ -414,7 +449,7 @@ class Memory:
                 vector = old_vectors[i] if old_vectors is not None else None
                 old.setdefault(meta["record_id"], []).append((pid, meta, vector))
             ids, docs, metas, stale = [], [], [], []
-            removed: list[tuple[str, Any, str]] = []  # (part, embedding, categories) leaving the heads
+            removed: list[tuple[dict, Any]] = []  # (metadata, embedding) of the entries leaving the heads
             now = time.time()
             for rid, source, digest, parts, meta in batch:
                 new_ids = [f"{rid}#{part}#{digest[:16]}" for part, _ in parts]
@@ -433,8 +468,9 @@ class Memory:
                         # index of documents (unused here) would double the ingest time.
                         metas[-1]["text"] = text
                 stale += [pid for pid in have_ids if pid not in set(new_ids)]
-                # Every old part is overwritten or deleted: all of them leave the heads.
-                removed += [(m.get("part", ""), v, m.get("categories", "")) for _, m, v in have]
+                # Every old part is overwritten or deleted: all of them leave the heads (an entry of the
+                # two-part layout counts as changed: its record is rewritten as one entry).
+                removed += [(m, v) for _, m, v in have]
             if not ids:
                 done += len(batch)
                 if on_progress:
@@ -444,6 +480,9 @@ class Memory:
                 self._mark_heads(col, "writing-" + uuid.uuid4().hex)  # until the sums are saved
                 dirty = True
             vectors = self.embedding(docs)
+            if track:
+                # The early texts are embedded here for the early head only, never stored as vectors.
+                leaving, arriving = self._head_rows(removed), self._head_rows(list(zip(metas, vectors)))
             # New parts first, then the old ones: an interrupted ingest never loses a record.
             for i in range(0, len(ids), max_batch):
                 col.upsert(ids=ids[i:i + max_batch], documents=None if track else docs[i:i + max_batch],
@@ -451,8 +490,8 @@ class Memory:
             for i in range(0, len(stale), max_batch):
                 col.delete(ids=stale[i:i + max_batch])
             if track and heads is not None:
-                self._update_heads(heads, removed, -1.0)
-                self._update_heads(heads, [(m["part"], v, m["categories"]) for m, v in zip(metas, vectors)], 1.0)
+                self._update_heads(heads, leaving, -1.0)
+                self._update_heads(heads, arriving, 1.0)
             done += len(batch)
             if on_progress:
                 on_progress(done, total)
@@ -461,17 +500,43 @@ class Memory:
 
     # -- the category heads --
 
+    def _head_rows(self, entries: Iterable[tuple[dict[str, Any], Any]]) -> list[tuple[str, Any, str]]:
+        """(head, embedding, comma-joined categories) for stored incident entries [(metadata, embedding)].
+
+        A ``full`` entry gives its stored vector to the full head and its early text, embedded here,
+        to the early head; a ``summary`` entry (two-part layout) gives its stored vector to the early head.
+        """
+        rows: list[tuple[str, Any, str]] = []
+        early_texts: list[str] = []
+        early_cats: list[str] = []
+        for meta, vector in entries:
+            meta = meta or {}
+            categories = meta.get("categories", "")
+            head = HEAD_PARTS.get(meta.get("part", ""))
+            if head is None or not categories:
+                continue  # unlabelled records teach the heads nothing
+            if head == "early":
+                rows.append(("early", vector, categories))
+                continue
+            rows.append(("full", vector, categories))
+            early = self.early_text_of(meta)
+            if early is not None:
+                early_texts.append(early)
+                early_cats.append(categories)
+        if early_texts:
+            rows += [("early", v, c) for v, c in zip(self.embedding(early_texts), early_cats)]
+        return rows
+
     @staticmethod
     def _update_heads(heads: dict[str, learn.CategoryHead], rows: list[tuple[str, Any, str]], sign: float) -> None:
-        """Add (sign=+1) or remove (sign=-1) parts [(part, embedding, comma-joined categories)] from the heads."""
+        """Add (sign=+1) or remove (sign=-1) rows [(head, embedding, comma-joined categories)] from the heads."""
         grouped: dict[str, tuple[list, list]] = {}
-        for part, vector, categories in rows:
-            head = HEAD_PARTS.get(part)
+        for head, vector, categories in rows:
             cats = [c for c in (categories or "").split(",") if c]
-            if head is None or vector is None or not cats:
+            if head not in learn.HEADS or vector is None or not cats:
                 continue
             xs, ts = grouped.setdefault(head, ([], []))
-            xs.append(np.asarray(vector, dtype=np.float64))
+            xs.append(np.asarray(vector, dtype=np.float32))
             ts.append(learn.targets(cats))
         for head, (xs, ts) in grouped.items():
             X = np.vstack(xs)
@@ -533,7 +598,8 @@ class Memory:
         return heads
 
     def _heads_from_collection(self, col: Any) -> dict[str, learn.CategoryHead]:
-        """Recompute the sums from the embeddings Chroma stores (the source of truth)."""
+        """Recompute the sums from what Chroma stores (the source of truth): the stored vectors, and
+        the early texts (kept in the entries' metadata) embedded again."""
         heads: dict[str, learn.CategoryHead] = {}
         offset = 0
         while True:
@@ -541,8 +607,7 @@ class Memory:
                            limit=_GET_PAGE, offset=offset)
             vectors = page.get("embeddings")
             if vectors is not None and len(page["ids"]):
-                self._update_heads(heads, [(m.get("part", ""), v, m.get("categories", ""))
-                                           for m, v in zip(page["metadatas"], vectors)], 1.0)
+                self._update_heads(heads, self._head_rows(zip(page["metadatas"], vectors)), 1.0)
             if len(page["ids"]) < _GET_PAGE:
                 return heads
             offset += _GET_PAGE
@@ -555,10 +620,10 @@ class Memory:
             got = col.get(where={"record_id": {"$in": list(record_ids)}}, include=["metadatas", "embeddings"])
             if not got["ids"]:
                 return []
+            leaving = self._head_rows(zip(got["metadatas"], got["embeddings"]))
             self._mark_heads(col, "writing-" + uuid.uuid4().hex)
             col.delete(ids=list(got["ids"]))
-            self._update_heads(heads, [(m.get("part", ""), v, m.get("categories", ""))
-                                       for m, v in zip(got["metadatas"], got["embeddings"])], -1.0)
+            self._update_heads(heads, leaving, -1.0)
             self._save_heads(col, heads)
             return sorted({m["record_id"] for m in got["metadatas"]})
 
@@ -568,8 +633,9 @@ class Memory:
         items = []
         for record in records:
             digest = record.content_hash()
-            items.append((record.id, record.source, digest, self.incident_parts(record),
-                          self.incident_metadata(record, digest, 0.0)))
+            full = record.full_text()
+            items.append((record.id, record.source, digest, [(INCIDENT_PART, full)],
+                          self.incident_metadata(record, digest, 0.0, full)))
         return self._ingest(INCIDENTS, items, on_progress)
 
     def add_incident(self, record: IncidentRecord) -> str:
@@ -634,8 +700,9 @@ class Memory:
         if ts is not None:
             filters.append({"ts": {"$gte": int(ts)}})
         service_key = service.strip().lower() if service else None
-        # Two parts per record: 2 x CANDIDATES parts give about CANDIDATES records to re-rank.
-        n = max(k * 8, 2 * learn.CANDIDATES) + len(exclude) * 3
+        # One entry per record (two while a record is caught mid-update or still in the two-part
+        # layout): about CANDIDATES records to re-rank.
+        n = max(k * 4, learn.CANDIDATES) + len(exclude) * 2
         note = ""
         with self._guard():
             if INCIDENTS not in self._collections and not self.exists(INCIDENTS):
@@ -842,6 +909,8 @@ class Memory:
                     if len(page["ids"]) < _GET_PAGE:
                         break
                     offset += _GET_PAGE
+                if name == INCIDENTS:
+                    ids, docs, metas = self._one_entry_per_record(ids, docs, metas)
                 temp = name + _REBUILD_SUFFIX
                 if temp in names:
                     self.client.delete_collection(temp)
@@ -850,7 +919,9 @@ class Memory:
                                                     metadata={"sleuth": "incident memory"})
                 step = 500
                 for i in range(0, len(ids), step):
-                    new.add(ids=ids[i:i + step], documents=docs[i:i + step], metadatas=metas[i:i + step])
+                    # Incident texts stay in the metadata (``text``), as the ingest keeps them.
+                    new.add(ids=ids[i:i + step], documents=None if name == INCIDENTS else docs[i:i + step],
+                            metadatas=metas[i:i + step], embeddings=self.embedding(docs[i:i + step]))
                     if on_progress:
                         on_progress(name, min(i + step, len(ids)), len(ids))
                 self.client.delete_collection(name)
@@ -859,3 +930,25 @@ class Memory:
                 self._heads_cache = None  # recomputed from the re-embedded collection on first use
                 counts[name] = len({m.get("record_id") for m in metas})
         return counts
+
+    @staticmethod
+    def _one_entry_per_record(ids: list[str], docs: list[str], metas: list[dict]) -> tuple[list, list, list]:
+        """The two-part layout's incidents as one entry each: a ``summary`` entry is dropped and its text
+        (the early text) recorded on the ``full`` entry of the same record and content hash."""
+        summaries = {(m.get("record_id"), m.get("hash")): d for d, m in zip(docs, metas) if m.get("part") == "summary"}
+        fulls = {(m.get("record_id"), m.get("hash")) for m in metas if m.get("part") == INCIDENT_PART}
+        out: tuple[list, list, list] = ([], [], [])
+        for pid, doc, meta in zip(ids, docs, metas):
+            key = (meta.get("record_id"), meta.get("hash"))
+            if meta.get("part") == "summary" and key in fulls:
+                continue
+            if meta.get("part") == INCIDENT_PART and key in summaries and Memory.early_text_of(meta, doc) is None:
+                early = summaries[key]
+                meta = dict(meta)
+                if doc.startswith(early):
+                    meta["early_len"] = len(early)
+                else:
+                    meta["early_text"] = early
+            for column, value in zip(out, (pid, doc, meta)):
+                column.append(value)
+        return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -185,22 +186,35 @@ def test_same_document_twice_is_one_record(memory, corpus):
     assert sorted(why for _, why in twice.skipped) == ["the same record appears twice in this ingest", "unchanged"]
 
 
+def test_one_entry_per_incident(memory, corpus):
+    col = memory.collection(INCIDENTS)
+    assert col.count() == 8  # one vector per record: the early text is not stored as a vector
+    got = col.get(where={"record_id": "INC-101"}, include=["metadatas", "embeddings", "documents"])
+    (meta,) = got["metadatas"]
+    record = next(r for r in corpus if r.id == "INC-101")
+    assert got["ids"] == [f"INC-101#full#{record.content_hash()[:16]}"] and meta["part"] == "full"
+    assert meta["text"] == record.full_text() and got["documents"] == [None]
+    assert Memory.early_text_of(meta) == record.early_text()
+    assert np.allclose(got["embeddings"][0], memory.embedding([record.full_text()])[0], atol=1e-6)
+
+
 def test_changed_document_replaces_all_its_parts(tmp_path, memory):
     folder = tmp_path / "corpus"
     path = folder / "INC-103.md"
+    before = memory.part_ids("INC-103")
     path.write_text(path.read_text().replace("Router 2.3 serializer bug.", "A race in the router 2.3 chunk buffer."))
     records, _ = collect([folder])
     summary = memory.add_records(records)
     assert summary.updated == ["INC-103"] and summary.added == []
     assert memory.count() == 8
     parts = memory.part_ids("INC-103")
-    assert len(parts) == 2 and len({p.rsplit("#", 1)[1] for p in parts}) == 1  # one hash: old parts gone
+    assert len(parts) == 1 and parts != before  # the new version only: the old entry is gone
     (result,) = memory.find_similar_incidents("router chunk buffer race", service="router", k=1)
     assert result.id == "INC-103" and "race" in result.root_cause
     # A document that loses a section loses its text too (the front matter still names the fix).
     path.write_text(path.read_text().split("## Root cause")[0])
     memory.add_records(collect([folder])[0])
-    assert sorted(p.split("#")[1] for p in memory.part_ids("INC-103")) == ["full", "summary"]
+    assert [p.split("#")[1] for p in memory.part_ids("INC-103")] == ["full"]
     (result,) = memory.find_similar_incidents("checkout 500 router rollout", service="router", k=1)
     assert result.id == "INC-103" and result.root_cause == "" and result.mitigations == ["rollback"]
 
@@ -216,12 +230,61 @@ def test_interrupted_update_never_leaves_a_half_written_record(tmp_path, memory,
     with pytest.raises(RuntimeError):
         memory.add_records([changed])
     monkeypatch.undo()
-    assert len(memory.part_ids(changed.id)) == 4  # both versions complete, neither half-written
+    assert len(memory.part_ids(changed.id)) == 2  # both versions complete, neither half-written
     results = memory.find_similar_incidents("GPU PCIe riser failing", k=8)
     assert [r.id for r in results].count(changed.id) == 1
     assert next(r for r in results if r.id == changed.id).root_cause == "A failing PCIe riser."
     summary = memory.add_records([changed])  # the next ingest finishes the job
-    assert summary.updated == [changed.id] and len(memory.part_ids(changed.id)) == 2
+    assert summary.updated == [changed.id] and len(memory.part_ids(changed.id)) == 1
+
+
+def write_two_part_layout(mem: Memory, records: list[IncidentRecord]) -> None:
+    """The layout memories had before one entry per incident: a ``summary`` (early text) and a ``full`` entry."""
+    col = mem.collection(INCIDENTS)
+    for record in records:
+        digest = record.content_hash()
+        meta = mem.incident_metadata(record, digest, 0.0)
+        meta.pop("early_len", None), meta.pop("early_text", None)
+        for part, text in (("summary", record.early_text()), ("full", record.full_text())):
+            col.upsert(ids=[f"{record.id}#{part}#{digest[:16]}"], embeddings=mem.embedding([text]),
+                       metadatas=[{**meta, "part": part, "text": text, "ingested_at": 1.0}])
+
+
+def test_a_memory_in_the_two_part_layout_is_searched_and_converted_by_the_next_ingest(tmp_path, corpus):
+    old = memory_at(tmp_path / "old")
+    write_two_part_layout(old, corpus)
+    assert old.collection(INCIDENTS).count() == 16 and old.count() == 8
+    check_gpu_search(old)  # still searched as it is
+    heads = old.heads()  # its heads: the summary vectors feed the early head
+    new = memory_at(tmp_path / "new")
+    new.add_records(corpus)
+    for name in ("early", "full"):
+        assert heads[name].n == 8 and np.allclose(heads[name].A, new.heads()[name].A, atol=1e-6)
+    # The same documents again: the old-format entries count as changed and become one entry each.
+    summary = old.add_records(corpus)
+    assert sorted(summary.updated) == sorted(r.id for r in corpus) and not summary.added and not summary.skipped
+    assert old.collection(INCIDENTS).count() == 8
+    assert all([p.split("#")[1] for p in old.part_ids(r.id)] == ["full"] for r in corpus)
+    truth = old._heads_from_collection(old.collection(INCIDENTS))
+    for name in ("early", "full"):
+        assert old.heads()[name].n == 8 and np.allclose(old.heads()[name].A, truth[name].A, atol=1e-6)
+        assert np.allclose(old.heads()[name].B, new.heads()[name].B, atol=1e-6)
+    assert [why for _, why in old.add_records(corpus).skipped] == ["unchanged"] * 8
+    check_gpu_search(old)
+
+
+def test_rebuild_converts_the_two_part_layout(tmp_path, corpus):
+    path = tmp_path / "old"
+    write_two_part_layout(memory_at(path), corpus)
+    assert memory_at(path, dim=512).rebuild() == {"incidents": 8}
+    rebuilt = memory_at(path, dim=512)
+    got = rebuilt.collection(INCIDENTS).get(include=["metadatas"])
+    assert len(got["ids"]) == 8 and {m["part"] for m in got["metadatas"]} == {"full"}
+    early = {r.id: r.early_text() for r in corpus}
+    assert all(Memory.early_text_of(m) == early[m["record_id"]] for m in got["metadatas"])
+    assert rebuilt.heads()["early"].n == 8 and rebuilt.heads()["full"].n == 8
+    assert rebuilt.find_similar_incidents("Xid 79 GPU", k=1)[0].id == "INC-101"
+    assert [why for _, why in rebuilt.add_records(corpus).skipped] == ["unchanged"] * 8
 
 
 def test_add_incident_api(memory, corpus):
