@@ -19,6 +19,7 @@ def main() -> int:
         ("bench_cli.py", ["2" if quick else "5"]),
         ("bench_logs.py", ["200000" if quick else "1000000"]),
         ("bench_agent.py", []),
+        ("bench_slack.py", ["20"]),
     ]
     status = 0
     for script, args in plan:

@@ -64,6 +64,7 @@ class SlackHttpServer(ThreadingHTTPServer):
     """Slack's requests at /slack/events, one thread each, dispatched to the Bolt app."""
 
     daemon_threads = True
+    request_queue_size = 128  # the default 5 drops bursts: Slack's retries would then double the work
 
     def __init__(self, app: Any, host: str, port: int) -> None:
         from slack_bolt.request import BoltRequest
