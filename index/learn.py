@@ -81,32 +81,48 @@ class CategoryHead:
         X = np.atleast_2d(np.asarray(X, dtype=np.float64))
         return np.hstack([X, np.ones((X.shape[0], 1))])
 
-    def update(self, X: np.ndarray, T: np.ndarray, sign: float = 1.0) -> None:
-        """Add (sign=+1) or remove (sign=-1) records: embeddings X (n x d), targets T (n x C)."""
+    @staticmethod
+    def sums(X: np.ndarray, T: np.ndarray) -> tuple[np.ndarray, np.ndarray, int] | None:
+        """The terms records add to the sums: (Σ x̃x̃ᵀ, Σ x̃tᵀ, how many), None when none is labelled.
+
+        Bulk (64 records or more): the products in float32 (2x faster), to be summed in float64.
+        """
         X = np.atleast_2d(np.asarray(X))
         T = np.atleast_2d(np.asarray(T, dtype=np.float64))
         keep = T.sum(axis=1) > 0  # unlabelled records teach nothing
         if not keep.any():
-            return
-        if X.shape[1] != self.dim:
-            raise ValueError(f"the head has {self.dim} dimensions, the embeddings {X.shape[1]}")
+            return None
         if not keep.all():
             X, T = X[keep], T[keep]
-        if X.shape[0] >= 64:  # bulk ingest: float32 products (2x faster), summed in float64
-            X32 = np.empty((X.shape[0], self.dim + 1), dtype=np.float32)
-            X32[:, :-1] = X
-            X32[:, -1] = 1.0
-            G = X32.T @ X32
-            if sign != 1.0:
-                G *= np.float32(sign)
-            self.A += G
-            Xb = X32
+        if X.shape[0] >= 64:
+            Xb = np.empty((X.shape[0], X.shape[1] + 1), dtype=np.float32)
+            Xb[:, :-1] = X
+            Xb[:, -1] = 1.0
         else:
-            Xb = self._bias(X)
-            self.A += sign * (Xb.T @ Xb)
-        self.B += sign * (Xb.T.astype(np.float64) @ T)
-        self.n += int(sign) * int(keep.sum())
+            Xb = CategoryHead._bias(X)
+        return Xb.T @ Xb, Xb.T.astype(np.float64) @ T, int(keep.sum())
+
+    def add_sums(self, A: np.ndarray, B: np.ndarray, n: int, sign: float = 1.0) -> None:
+        """Add (sign=+1) or remove (sign=-1) terms computed by :meth:`sums`."""
+        if A.shape[0] != self.dim + 1:
+            raise ValueError(f"the head has {self.dim} dimensions, the embeddings {A.shape[0] - 1}")
+        if sign == 1.0:
+            self.A += A
+            self.B += B
+        else:
+            self.A += sign * A
+            self.B += sign * B
+        self.n += int(sign) * int(n)
         self._W = None
+
+    def update(self, X: np.ndarray, T: np.ndarray, sign: float = 1.0) -> None:
+        """Add (sign=+1) or remove (sign=-1) records: embeddings X (n x d), targets T (n x C)."""
+        X = np.atleast_2d(np.asarray(X))
+        if X.shape[1] != self.dim:
+            raise ValueError(f"the head has {self.dim} dimensions, the embeddings {X.shape[1]}")
+        terms = self.sums(X, T)
+        if terms is not None:
+            self.add_sums(*terms, sign)
 
     def add(self, X: np.ndarray, T: np.ndarray) -> None:
         self.update(X, T, 1.0)

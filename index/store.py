@@ -13,7 +13,10 @@ categories, mitigations, date, severity, source, content hash, keywords, the roo
 mitigation text) so that search can filter and results show the record. An incident entry also
 keeps its text (``text``; not a Chroma document, whose full-text index would double the ingest
 time) and its early text, what a responder knows early (title, summary, services, impact symptoms,
-operation), as ``early_len``: the length of the prefix of ``text`` it is.
+operation), as ``early_len``: the length of the prefix of ``text`` it is. An incident entry's
+metadata is written as the keys search filters on (``record_id``, ``part``, ``ts``,
+``service_keys``) and everything else as one JSON string, ``info`` (each key is a row and an index
+entry in Chroma's SQLite); :meth:`Memory.entry_metadata` reads both this and the earlier flat form.
 
 Category heads (:mod:`index.learn`): ridge sums over two embeddings of each labelled incident, the
 early text's (the early head) and the whole record's (the full head), updated on every write. The
@@ -25,6 +28,10 @@ interrupted, a rebuild), they are recomputed from Chroma: the stored vectors for
 the early texts embedded again for the early head. With enough labelled records, the early head
 suggests the category and the full head re-ranks related incidents (similarity + agreement with
 the likely category). Search matches a question against the whole records.
+
+An ingest writes 1000 records per Chroma call. With the offline hashed embedding and at least
+2000 new incidents, a worker process (:mod:`index.ingest_worker`) prepares the next batch (metadata,
+embeddings, head sums) while this process writes the current one; the result is the same.
 
 Idempotence and no half-written records: an entry's id contains the record's content hash. The
 same document twice is skipped as unchanged; a changed document first gets its new entry written
@@ -42,7 +49,11 @@ from __future__ import annotations
 import json
 import math
 import os
+import pickle
 import re
+import subprocess
+import sys
+import threading
 import time
 import uuid
 from contextlib import contextmanager
@@ -54,7 +65,7 @@ from index.config import ChromaServerConfig, EmbeddingConfig, MemoryConfig  # no
 import numpy as np
 
 from index import learn
-from index.embeddings import make_embedding
+from index.embeddings import HashedNgramEmbedding, make_embedding
 from index.errors import ChromaUnavailable, EmbeddingMismatch, SleuthIndexError
 from index.records import IncidentRecord, RunbookRecord, normalise_date
 
@@ -67,8 +78,15 @@ INCIDENT_PART = "full"
 # Stored incident parts whose vectors feed a category head. ``full`` feeds the full head (its early text,
 # re-embedded, the early head); ``summary`` is the early-text entry of the earlier two-part layout.
 HEAD_PARTS = {"summary": "early", "full": "full"}
+# Incident entries keep the metadata keys that search filters on as keys, and the rest as one JSON
+# string: each key is a row and an index entry in Chroma's SQLite, a large share of the write time.
+_FILTERED = ("record_id", "part", "ts", "service_keys")
+_PACKED = "info"
 _HEAD_KEY = "sleuth_head"  # collection metadata: the token of the head sums that match the collection
 _HEAD_CHECK_S = 10.0
+# An ingest of at least this many new incidents prepares the coming batches in a worker process while
+# it writes (the worker takes about a second to start).
+_WORKER_MIN_RECORDS = 2000
 
 
 # --- configuration -----------------------------------------------------------------------------
@@ -218,11 +236,126 @@ def _since_ts(since: Any) -> float | None:
     return ts
 
 
+# --- preparing new incidents, here or in a worker process ---------------------------------------
+
+
+def prepare_incidents(embed: Callable[[list[str]], Any], rows: Sequence[tuple[str, IncidentRecord, str, str]],
+                      now: float) -> dict[str, Any]:
+    """The entries of new incident versions, ready to write: rows are (entry id, record, content hash,
+    whole text). Returns their ids, vectors (float32), metadata as written (packed) and the terms they
+    add to the category heads ({head: learn.CategoryHead.sums}): the stored vector to the full head,
+    the early text's, embedded here and never stored, to the early head."""
+    metas = []
+    for _pid, record, digest, text in rows:
+        meta = Memory.incident_metadata(record, digest, now, text)
+        meta.update(part=INCIDENT_PART, text=text)  # the text: not a Chroma document (see the module doc)
+        metas.append(meta)
+    vectors = np.asarray(embed([text for *_, text in rows]), dtype=np.float32)
+    sums: dict[str, Any] = {}
+    labelled = [i for i, meta in enumerate(metas) if meta["categories"]]
+    if labelled:
+        T = np.vstack([learn.targets(metas[i]["categories"].split(",")) for i in labelled])
+        early = np.asarray(embed([Memory.early_text_of(metas[i]) or "" for i in labelled]), dtype=np.float32)
+        for head, X in (("early", early), ("full", vectors[labelled])):
+            terms = learn.CategoryHead.sums(X, T)
+            if terms is not None:
+                sums[head] = terms
+    return {"ids": [row[0] for row in rows], "vectors": vectors,
+            "metadatas": [Memory.pack_metadata(meta) for meta in metas], "sums": sums}
+
+
+class _Worker:
+    """Prepares the coming batches of new incidents (:func:`prepare_incidents`) in a worker process
+    while the current batch is written: Chroma's writes hold the GIL, so a thread would not run.
+
+    For the offline hashed embedding only (CPU-bound; deterministic, so the worker's vectors are the
+    ones this process would compute). A plain ``python -m index.ingest_worker`` subprocess, not
+    multiprocessing, whose spawned children import the caller's main script again. ``jobs[i]``: the
+    rows of batch i; batch 0 is left to the caller, who prepares it while the worker starts. One job
+    is in flight at a time. :meth:`get` returns None when there is no result for that batch (the
+    worker failed or could not start): the caller then prepares it itself.
+    """
+
+    def __init__(self, config: dict[str, Any], jobs: list[list[tuple]]) -> None:
+        self.config, self.jobs = config, jobs
+        self.pending: int | None = None
+        self.sending: threading.Thread | None = None
+        self.proc: subprocess.Popen | None = None
+        root = str(Path(__file__).resolve().parent.parent)  # the folder holding the index package
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p))
+        try:
+            self.proc = subprocess.Popen([sys.executable, "-m", "index.ingest_worker"], stdin=subprocess.PIPE,
+                                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+            self._send_after(0)
+        except Exception:  # no worker: the caller prepares every batch
+            self.close()
+
+    def _send_after(self, number: int) -> None:
+        """Send the next batch with new incidents; written by a thread, so that this process does not
+        wait while the worker starts (its input pipe holds far less than a job)."""
+        following = next((i for i in range(number + 1, len(self.jobs)) if self.jobs[i]), None)
+        if self.proc is None or following is None:
+            return
+        job = pickle.dumps((self.config, time.time(), self.jobs[following]), protocol=pickle.HIGHEST_PROTOCOL)
+        stream = self.proc.stdin
+
+        def write() -> None:
+            try:
+                stream.write(job)
+                stream.flush()
+            except Exception:  # the worker is gone: get() finds no result
+                pass
+
+        self.sending = threading.Thread(target=write, name="sleuth-ingest-worker-input", daemon=True)
+        self.sending.start()
+        self.pending = following
+
+    def get(self, number: int) -> dict[str, Any] | None:
+        if self.proc is None or self.pending != number:
+            return None
+        try:
+            result = pickle.load(self.proc.stdout)
+        except Exception:
+            self.close()
+            return None
+        self.pending = None
+        if self.sending is not None:
+            self.sending.join()
+        try:
+            self._send_after(number)
+        except Exception:
+            self.close()
+        return result
+
+    def close(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        try:
+            if self.pending is not None:
+                raise TimeoutError  # a job in flight: no need to wait for it
+            if self.sending is not None:
+                self.sending.join()
+            proc.stdin.close()  # the worker ends at the end of its input
+            proc.wait(timeout=5)
+        except Exception:
+            proc.kill()
+            proc.wait()
+        finally:
+            for stream in (proc.stdin, proc.stdout):
+                try:
+                    stream.close()
+                except Exception:
+                    pass
+
+
 # --- the memory --------------------------------------------------------------------------------
 
 
 class Memory:
     """Past incidents and runbooks in Chroma: ingest, similar-incident search, suggestions."""
+
+    BATCH_RECORDS = 1000  # records per Chroma write (and per category-head update) during an ingest
 
     def __init__(self, config: MemoryConfig | None = None, *, client: Any = None, embedding: Any = None) -> None:
         self.config = config or MemoryConfig()
@@ -373,6 +506,25 @@ class Memory:
         return meta
 
     @staticmethod
+    def pack_metadata(meta: dict[str, Any]) -> dict[str, Any]:
+        """An incident entry's metadata as written: the keys search filters on, the rest in ``info`` (JSON)."""
+        packed = {k: meta[k] for k in _FILTERED if k in meta}
+        packed[_PACKED] = json.dumps({k: v for k, v in meta.items() if k not in _FILTERED},
+                                     ensure_ascii=False, separators=(",", ":"))
+        return packed
+
+    @staticmethod
+    def entry_metadata(meta: dict[str, Any] | None) -> dict[str, Any]:
+        """An entry's metadata as read, ``info`` unpacked (entries written without it are returned as they are)."""
+        if not meta:
+            return {}
+        if _PACKED not in meta:
+            return meta
+        out = {k: v for k, v in meta.items() if k != _PACKED}
+        out.update(json.loads(meta[_PACKED]))
+        return out
+
+    @staticmethod
     def early_text_of(meta: dict[str, Any], document: str | None = None) -> str | None:
         """The early text of a stored ``full`` incident entry (None: an entry without one, e.g. the
         ``full`` part of the two-part layout, whose early text was its own ``summary`` entry)."""
@@ -386,8 +538,9 @@ class Memory:
         return None
 
     def _ingest(self, name: str, items: list[tuple[str, str, str, list[tuple[str, str]], dict[str, Any]]],
-                on_progress: Callable[[int, int], None] | None = None, batch_records: int = 1000) -> IngestSummary:
-        """items: (record id, source, content hash, parts [(part, text)], metadata)."""
+                on_progress: Callable[[int, int], None] | None = None, batch_records: int | None = None) -> IngestSummary:
+        """items: (record id, source, content hash, parts [(part, text)], metadata; for incidents the record)."""
+        batch_records = batch_records or self.BATCH_RECORDS
         summary = IngestSummary()
         seen: dict[str, tuple[str, str]] = {}
         unique = []
@@ -430,15 +583,41 @@ class Memory:
 
     def _write_batches(self, col: Any, unique: list, summary: IngestSummary, heads: dict | None,
                        batch_records: int, total: int, on_progress: Callable[[int, int], None] | None) -> None:
+        # One scan of the record ids already there, so batches of new records skip the filtered
+        # lookup (which costs more the larger the collection grows).
+        present = self._record_ids(col)
+        worker = self._worker(unique, present, batch_records) if heads is not None else None
+        try:
+            self._write_each_batch(col, unique, summary, heads, batch_records, total, on_progress, present, worker)
+        finally:
+            if worker is not None:
+                worker.close()
+
+    def _worker(self, unique: list, present: set[str], batch_records: int) -> _Worker | None:
+        """A worker preparing the new incidents of the coming batches: for a large ingest with the hashed embedding."""
+        if not isinstance(self.embedding, HashedNgramEmbedding):
+            return None
+        if sum(1 for item in unique if item[0] not in present) < _WORKER_MIN_RECORDS:
+            return None
+        jobs = [[(f"{rid}#{part}#{digest[:16]}", record, digest, text)
+                 for rid, _source, digest, parts, record in unique[start:start + batch_records]
+                 if rid not in present  # a known record may be unchanged: prepared only if it is written
+                 for part, text in parts]
+                for start in range(0, len(unique), batch_records)]
+        return _Worker(self.embedding.get_config(), jobs)
+
+    def _write_each_batch(self, col: Any, unique: list, summary: IngestSummary, heads: dict | None,
+                          batch_records: int, total: int, on_progress: Callable[[int, int], None] | None,
+                          present: set[str], worker: _Worker | None) -> None:
+        """items in ``unique``: incidents (``heads`` given) carry their IncidentRecord last, runbooks their metadata."""
         track = heads is not None
         dirty = False
         done = total - len(unique)
         max_batch = max(1, min(getattr(self.client, "get_max_batch_size", lambda: 5000)(), 5000))
-        # One scan of the record ids already there, so batches of new records skip the filtered
-        # lookup (which costs more the larger the collection grows).
-        present = self._record_ids(col)
-        for start in range(0, len(unique), batch_records):
+        for number, start in enumerate(range(0, len(unique), batch_records)):
             batch = unique[start:start + batch_records]
+            # The worker's result covers exactly this batch's records that were not in the collection.
+            prepared = worker.get(number) if worker is not None else None
             known = [b[0] for b in batch if b[0] in present]
             existing = col.get(where={"record_id": {"$in": known}},
                                include=["metadatas", "embeddings"] if track else ["metadatas"]) \
@@ -447,8 +626,9 @@ class Memory:
             old_vectors = existing.get("embeddings") if track else None
             for i, (pid, meta) in enumerate(zip(existing["ids"], existing["metadatas"])):
                 vector = old_vectors[i] if old_vectors is not None else None
-                old.setdefault(meta["record_id"], []).append((pid, meta, vector))
+                old.setdefault(meta["record_id"], []).append((pid, self.entry_metadata(meta), vector))
             ids, docs, metas, stale = [], [], [], []
+            rows: list[tuple[str, Any, str, str]] = []  # incidents to prepare here
             removed: list[tuple[dict, Any]] = []  # (metadata, embedding) of the entries leaving the heads
             now = time.time()
             for rid, source, digest, parts, meta in batch:
@@ -459,18 +639,24 @@ class Memory:
                     summary.skipped.append((rid, "unchanged"))
                     continue
                 (summary.updated if have else summary.added).append(rid)
-                for pid, (part, text) in zip(new_ids, parts):
-                    ids.append(pid)
-                    docs.append(text)
-                    metas.append({**meta, "part": part, "hash": digest, "ingested_at": now})
-                    if track:
-                        # Incident texts live in the metadata, not as Chroma documents: the full-text
-                        # index of documents (unused here) would double the ingest time.
-                        metas[-1]["text"] = text
+                if track:
+                    if prepared is None or rid in present:
+                        rows += [(pid, meta, digest, text) for pid, (part, text) in zip(new_ids, parts)]
+                else:
+                    for pid, (part, text) in zip(new_ids, parts):
+                        ids.append(pid)
+                        docs.append(text)
+                        metas.append({**meta, "part": part, "hash": digest, "ingested_at": now})
                 stale += [pid for pid in have_ids if pid not in set(new_ids)]
                 # Every old part is overwritten or deleted: all of them leave the heads (an entry of the
                 # two-part layout counts as changed: its record is rewritten as one entry).
                 removed += [(m, v) for _, m, v in have]
+            groups = [prepared] if prepared is not None and prepared["ids"] else []
+            if rows:
+                groups.append(prepare_incidents(self.embedding, rows, now))
+            if track:
+                ids = [pid for group in groups for pid in group["ids"]]
+                metas = [meta for group in groups for meta in group["metadatas"]]
             if not ids:
                 done += len(batch)
                 if on_progress:
@@ -479,10 +665,11 @@ class Memory:
             if track and not dirty:
                 self._mark_heads(col, "writing-" + uuid.uuid4().hex)  # until the sums are saved
                 dirty = True
-            vectors = self.embedding(docs)
             if track:
-                # The early texts are embedded here for the early head only, never stored as vectors.
-                leaving, arriving = self._head_rows(removed), self._head_rows(list(zip(metas, vectors)))
+                vectors: Any = np.concatenate([group["vectors"] for group in groups])
+                leaving = self._head_rows(removed)
+            else:
+                vectors = self.embedding(docs)
             # New parts first, then the old ones: an interrupted ingest never loses a record.
             for i in range(0, len(ids), max_batch):
                 col.upsert(ids=ids[i:i + max_batch], documents=None if track else docs[i:i + max_batch],
@@ -491,7 +678,11 @@ class Memory:
                 col.delete(ids=stale[i:i + max_batch])
             if track and heads is not None:
                 self._update_heads(heads, leaving, -1.0)
-                self._update_heads(heads, arriving, 1.0)
+                for group in groups:
+                    for head, terms in group["sums"].items():
+                        if head not in heads:
+                            heads[head] = learn.CategoryHead(terms[0].shape[0] - 1)
+                        heads[head].add_sums(*terms)
             done += len(batch)
             if on_progress:
                 on_progress(done, total)
@@ -510,7 +701,7 @@ class Memory:
         early_texts: list[str] = []
         early_cats: list[str] = []
         for meta, vector in entries:
-            meta = meta or {}
+            meta = self.entry_metadata(meta)
             categories = meta.get("categories", "")
             head = HEAD_PARTS.get(meta.get("part", ""))
             if head is None or not categories:
@@ -630,12 +821,9 @@ class Memory:
     def add_records(self, records: Sequence[IncidentRecord],
                     on_progress: Callable[[int, int], None] | None = None) -> IngestSummary:
         """Add or update past incidents; the same content twice is skipped as unchanged."""
-        items = []
-        for record in records:
-            digest = record.content_hash()
-            full = record.full_text()
-            items.append((record.id, record.source, digest, [(INCIDENT_PART, full)],
-                          self.incident_metadata(record, digest, 0.0, full)))
+        # The metadata is made with the entries (prepare_incidents), in a worker for a large ingest.
+        items = [(record.id, record.source, record.content_hash(), [(INCIDENT_PART, record.full_text())], record)
+                 for record in records]
         return self._ingest(INCIDENTS, items, on_progress)
 
     def add_incident(self, record: IncidentRecord) -> str:
@@ -681,7 +869,7 @@ class Memory:
             return []
         query: dict[str, Any] = {"query_embeddings": [vector]} if vector is not None else {"query_texts": [text]}
         answer = col.query(**query, n_results=min(n, total), where=where, include=["metadatas", "distances"])
-        return [(pid, "", meta, dist) for pid, meta, dist in
+        return [(pid, "", self.entry_metadata(meta), dist) for pid, meta, dist in
                 zip(answer["ids"][0], answer["metadatas"][0], answer["distances"][0])]
 
     def find_similar_incidents(self, text: str, service: str | None = None, since: Any = None, k: int = 5,
@@ -801,6 +989,7 @@ class Memory:
         got = col.get(where={"record_id": {"$in": [r.id for r in results]}}, include=["metadatas", "documents"])
         texts: dict[tuple[str, str], tuple[float, str]] = {}
         for doc, meta in zip(got["documents"], got["metadatas"]):
+            meta = self.entry_metadata(meta)
             key = (meta["record_id"], meta["part"])
             if key not in texts or meta.get("ingested_at", 0) > texts[key][0]:
                 texts[key] = (meta.get("ingested_at", 0), doc)
@@ -903,9 +1092,9 @@ class Memory:
                 while True:
                     page = old.get(include=["documents", "metadatas"], limit=_GET_PAGE, offset=offset)
                     ids += page["ids"]
-                    docs += [d if d is not None else (m or {}).get("text", "")
-                             for d, m in zip(page["documents"], page["metadatas"])]
-                    metas += page["metadatas"]
+                    plain = [self.entry_metadata(m) for m in page["metadatas"]]
+                    docs += [d if d is not None else m.get("text", "") for d, m in zip(page["documents"], plain)]
+                    metas += plain
                     if len(page["ids"]) < _GET_PAGE:
                         break
                     offset += _GET_PAGE
@@ -919,9 +1108,13 @@ class Memory:
                                                     metadata={"sleuth": "incident memory"})
                 step = 500
                 for i in range(0, len(ids), step):
-                    # Incident texts stay in the metadata (``text``), as the ingest keeps them.
-                    new.add(ids=ids[i:i + step], documents=None if name == INCIDENTS else docs[i:i + step],
-                            metadatas=metas[i:i + step], embeddings=self.embedding(docs[i:i + step]))
+                    # Incident texts stay in the metadata (``text``), packed as the ingest writes them.
+                    if name == INCIDENTS:
+                        new.add(ids=ids[i:i + step], metadatas=[self.pack_metadata(m) for m in metas[i:i + step]],
+                                embeddings=self.embedding(docs[i:i + step]))
+                    else:
+                        new.add(ids=ids[i:i + step], documents=docs[i:i + step], metadatas=metas[i:i + step],
+                                embeddings=self.embedding(docs[i:i + step]))
                     if on_progress:
                         on_progress(name, min(i + step, len(ids)), len(ids))
                 self.client.delete_collection(name)

@@ -190,12 +190,47 @@ def test_one_entry_per_incident(memory, corpus):
     col = memory.collection(INCIDENTS)
     assert col.count() == 8  # one vector per record: the early text is not stored as a vector
     got = col.get(where={"record_id": "INC-101"}, include=["metadatas", "embeddings", "documents"])
-    (meta,) = got["metadatas"]
+    (stored,) = got["metadatas"]
+    # The keys search filters on stay keys; the rest is one JSON string (fewer rows for Chroma to write).
+    assert set(stored) == {"record_id", "part", "ts", "service_keys", "info"}
+    meta = Memory.entry_metadata(stored)
     record = next(r for r in corpus if r.id == "INC-101")
     assert got["ids"] == [f"INC-101#full#{record.content_hash()[:16]}"] and meta["part"] == "full"
     assert meta["text"] == record.full_text() and got["documents"] == [None]
+    assert meta["title"] == record.title and meta["mitigations"] == "drain_node,escalate"
     assert Memory.early_text_of(meta) == record.early_text()
     assert np.allclose(got["embeddings"][0], memory.embedding([record.full_text()])[0], atol=1e-6)
+
+
+def test_a_large_ingest_prepares_batches_in_a_worker_with_the_same_result(tmp_path, memory, corpus, monkeypatch):
+    import index.store as store
+
+    monkeypatch.setattr(store, "_WORKER_MIN_RECORDS", 2)
+    monkeypatch.setattr(Memory, "BATCH_RECORDS", 3)
+    delivered = []
+    real_get = store._Worker.get
+    monkeypatch.setattr(store._Worker, "get", lambda self, i: delivered.append(real_get(self, i)) or delivered[-1])
+    ahead = memory_at(tmp_path / "ahead")
+    assert len(ahead.add_records(corpus).added) == 8
+    # Batch 0 is prepared here while the worker starts; batches 1 and 2 came from the worker.
+    assert delivered[0] is None and [len(d["ids"]) for d in delivered[1:]] == [3, 2]
+    assert set(delivered[1]["sums"]) == {"early", "full"}
+    got, want = (m.collection(INCIDENTS).get(include=["embeddings", "metadatas"]) for m in (ahead, memory))
+    assert sorted(got["ids"]) == sorted(want["ids"])
+    order = {pid: i for i, pid in enumerate(want["ids"])}
+    for pid, vector, meta in zip(got["ids"], got["embeddings"], got["metadatas"]):
+        assert np.array_equal(vector, want["embeddings"][order[pid]])
+        a, b = Memory.entry_metadata(meta), Memory.entry_metadata(want["metadatas"][order[pid]])
+        assert a.pop("ingested_at") > 0 and b.pop("ingested_at") > 0 and a == b
+    for name in ("early", "full"):
+        assert ahead.heads()[name].n == 8 and np.allclose(ahead.heads()[name].A, memory.heads()[name].A, atol=1e-9)
+    check_gpu_search(ahead)
+    # A worker that cannot start: every batch is prepared here, with the same result.
+    monkeypatch.setattr(store.sys, "executable", str(tmp_path / "no-such-python"))
+    delivered.clear()
+    inline = memory_at(tmp_path / "inline")
+    assert len(inline.add_records(corpus).added) == 8 and delivered == [None, None, None]
+    assert np.allclose(inline.heads()["early"].A, memory.heads()["early"].A, atol=1e-9)
 
 
 def test_changed_document_replaces_all_its_parts(tmp_path, memory):
@@ -279,9 +314,10 @@ def test_rebuild_converts_the_two_part_layout(tmp_path, corpus):
     assert memory_at(path, dim=512).rebuild() == {"incidents": 8}
     rebuilt = memory_at(path, dim=512)
     got = rebuilt.collection(INCIDENTS).get(include=["metadatas"])
-    assert len(got["ids"]) == 8 and {m["part"] for m in got["metadatas"]} == {"full"}
+    metas = [Memory.entry_metadata(m) for m in got["metadatas"]]
+    assert len(got["ids"]) == 8 and {m["part"] for m in metas} == {"full"} and all("info" in m for m in got["metadatas"])
     early = {r.id: r.early_text() for r in corpus}
-    assert all(Memory.early_text_of(m) == early[m["record_id"]] for m in got["metadatas"])
+    assert all(Memory.early_text_of(m) == early[m["record_id"]] for m in metas)
     assert rebuilt.heads()["early"].n == 8 and rebuilt.heads()["full"].n == 8
     assert rebuilt.find_similar_incidents("Xid 79 GPU", k=1)[0].id == "INC-101"
     assert [why for _, why in rebuilt.add_records(corpus).skipped] == ["unchanged"] * 8
