@@ -28,7 +28,6 @@ before it is returned for posting.
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import threading
 import time
@@ -146,12 +145,7 @@ _VAGUE_TIME = re.compile(r"\b(yesterday|last night|this morning|earlier today|ov
 
 
 def _seconds(amount: str, unit: str) -> float:
-    unit = unit.lower()
-    if unit.startswith("d"):
-        return int(amount) * 86400.0
-    if unit.startswith("h"):
-        return int(amount) * 3600.0
-    return int(amount) * 60.0
+    return parse_duration(f"{amount}{unit[0].lower()}")  # minutes -> m, hours -> h, days -> d
 
 
 def parse_time_phrase(text: str, now: float) -> float | None:
@@ -387,7 +381,6 @@ class Agent:
         if interactive and request["at"] is None and text:
             when = parse_time_phrase(text, now)
             if when is not None:
-                request["at"], request["live"] = None, True
                 span = now - when
                 if request["window"] is None and span > 0:
                     request["window"] = f"{int(max(span * 1.5, 1800))}s"  # the onset lies inside the window
@@ -468,8 +461,7 @@ class Agent:
             return {}
         from bot.reasoning import investigate_with_model
 
-        outcome = investigate_with_model(self, client, state)
-        return outcome
+        return investigate_with_model(self, client, state)
 
     # propose ----------------------------------------------------------------------------------------
     def _propose(self, state: AgentState) -> dict[str, Any]:

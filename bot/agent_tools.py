@@ -13,7 +13,6 @@ reads.
 
 from __future__ import annotations
 
-import asyncio
 import difflib
 import json
 import re
@@ -359,6 +358,15 @@ class Toolbox:
         if entry is None:
             raise ToolArgumentError(f"no evidence {id!r} in the ledger; ids: {', '.join(list(self.ledger)[:30])}")
         return ToolResult("get_evidence", {"id": id}, cap(entry, self.cap_chars), raw_chars(entry), None)
+
+
+def add_evidence(ledger: dict[str, dict[str, Any]], evidence: dict[str, Any]) -> str:
+    """Put a tool's evidence into the ledger under the next free id qN; returns the id."""
+    number = 1 + max([int(k[1:]) for k in ledger if k.startswith("q") and k[1:].isdigit()] or [0])
+    evidence_id = f"q{number}"
+    ledger[evidence_id] = {"id": evidence_id, "score": 0.0, "onset": None, "link": None, "component": None,
+                           **evidence}
+    return evidence_id
 
 
 _LEVELS = ("debug", "info", "warn", "error", "fatal")

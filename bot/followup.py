@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 
 from bot.agent import Turn, mentioned_services, parse_span, parse_time_phrase, run_sync
-from bot.agent_tools import IncidentScope, Toolbox, ToolArgumentError
+from bot.agent_tools import IncidentScope, Toolbox, ToolArgumentError, add_evidence
+from bot.safety import fence
 from bot.narrate import describe_hypothesis, top_hypothesis
 from tools.diagnosis import iso
 from tools.http import SourceError
@@ -52,14 +53,6 @@ def _scope(agent, state: dict[str, Any], end: float | None = None) -> IncidentSc
         live_end = max(live_end, agent.clock())
     return IncidentScope(symptom=scope["symptom"], service=scope["service"], start=scope["start"],
                          window_start=scope["window_start"], end=end or live_end, services=scope["services"])
-
-
-def _add_evidence(ledger: dict[str, Any], evidence: dict[str, Any]) -> str:
-    number = 1 + max([int(k[1:]) for k in ledger if k.startswith("q") and k[1:].isdigit()] or [0])
-    evidence_id = f"q{number}"
-    ledger[evidence_id] = {"id": evidence_id, "score": 0.0, "onset": None, "link": None, "component": None,
-                           **evidence}
-    return evidence_id
 
 
 def _recovery(agent, state: dict[str, Any], text: str) -> tuple[str, list[str], dict[str, Any]]:
@@ -112,6 +105,7 @@ def _recovery(agent, state: dict[str, Any], text: str) -> tuple[str, list[str], 
     verdicts: list[str] = []
     cited: list[str] = []
     worst = "recovered"
+    rank = {"recovered": 0, "recovering": 1, "no data since the action yet": 2, "not recovering": 3}
     for query, found in answers:
         for series in found[:2]:
             ts, values = series.timestamps, series.values
@@ -135,13 +129,12 @@ def _recovery(agent, state: dict[str, Any], text: str) -> tuple[str, list[str], 
                     verdict = "recovering"
                 else:
                     verdict = "not recovering"
-            rank = {"recovered": 0, "recovering": 1, "no data since the action yet": 2, "not recovering": 3}
             if rank[verdict] > rank[worst]:
                 worst = verdict
             summary = (f"{query}: baseline {base:.4g}, during the incident {bad:.4g}, "
                        + (f"since {iso(action)} {level:.4g}" if level is not None else f"no points since {iso(action)}")
                        + f": {verdict}")
-            evidence_id = _add_evidence(ledger, {"source": "metrics", "query": query, "summary": summary,
+            evidence_id = add_evidence(ledger, {"source": "metrics", "query": query, "summary": summary,
                                                  "component": service,
                                                  "details": {"baseline": base, "incident": bad, "since_action": level,
                                                              "action_at": iso(action), "verdict": verdict}})
@@ -179,7 +172,7 @@ def _changes(agent, state: dict[str, Any], text: str, service: str | None) -> tu
         result = toolbox.call("list_changes", {"service": service, "minutes": minutes})
     except (SourceError, ToolArgumentError) as exc:
         return f"I could not list the changes: {exc}", [], ledger
-    evidence_id = _add_evidence(ledger, result.evidence)
+    evidence_id = add_evidence(ledger, result.evidence)
     compact = result.evidence["details"]["compact"]
     items = compact.get("items", [])
     if not items:
@@ -207,7 +200,7 @@ def _service(agent, state: dict[str, Any], service: str) -> tuple[str, list[str]
         result = toolbox.call("check_service", {"service": service})
     except (SourceError, ToolArgumentError) as exc:
         return f"I could not check {service}: {exc}", [], ledger
-    evidence_id = _add_evidence(ledger, result.evidence)
+    evidence_id = add_evidence(ledger, result.evidence)
     found = result.evidence["details"]["compact"]
     lines = [f"{service}: onset {found.get('onset') or 'none found'} [{evidence_id}]."]
     for h in found.get("hypotheses", [])[:2]:
@@ -252,9 +245,9 @@ def answer_follow_up(agent, state: dict[str, Any]) -> dict[str, Any]:
         from bot.reasoning import run_model_loop
         from prompts import load_prompt
 
-        task = load_prompt("followup") + "\nThe message:\n" + _fence_message(agent, text)
+        task = load_prompt("followup") + "\nThe message:\n" + fence("slack", agent.redactor.redact(text))
         if cited:
-            task += "\nWhat Sleuth found for it (evidence " + ", ".join(cited) + "):\n" + _fence_finding(agent, answer)
+            task += "\nWhat Sleuth found for it (evidence " + ", ".join(cited) + "):\n" + fence("finding", agent.redactor.redact(answer))
         loop_state = dict(state, ledger=ledger)
         outcome = run_model_loop(agent, client, loop_state, task=task, history=state.get("messages"))
         usage = outcome.usage
@@ -276,14 +269,3 @@ def answer_follow_up(agent, state: dict[str, Any]) -> dict[str, Any]:
                 decisions=state.get("decisions", []), charts=state.get("charts", []), model=usage, evidence=cited)
     return {"turn": turn.to_dict(), "messages": messages, "ledger": ledger, "diagnosis": diagnosis, "usage": usage}
 
-
-def _fence_message(agent, text: str) -> str:
-    from bot.safety import fence
-
-    return fence("slack", agent.redactor.redact(text))
-
-
-def _fence_finding(agent, text: str) -> str:
-    from bot.safety import fence
-
-    return fence("finding", agent.redactor.redact(text))

@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from bot.agent_tools import (IncidentScope, ToolArgumentError, Toolbox, check_arguments, parse_arguments,
-                             resolve_tool_name, tool_specs)
-from bot.compact import estimate_tokens
+from bot.agent_tools import (IncidentScope, ToolArgumentError, Toolbox, add_evidence, check_arguments,
+                             parse_arguments, resolve_tool_name, tool_specs)
 from bot.config import parse_duration
 from bot.llm import ModelClient, ModelUnavailable, parse_json_object
 from bot.safety import fence
@@ -41,7 +40,6 @@ class LoopOutcome:
     usage: dict[str, Any]
     ledger: dict[str, dict[str, Any]]
     status: str
-    prompts: list[list[dict[str, Any]]] = field(default_factory=list)
 
 
 class _Budget:
@@ -123,10 +121,8 @@ def run_model_loop(agent, client: ModelClient, state: dict[str, Any], *, task: s
     tools = tool_specs() if client.tools_supported else None
     strikes = 0
     extra_raw_chars = 0
-    next_q = 1 + max([int(k[1:]) for k in ledger if k.startswith("q") and k[1:].isdigit()] or [0])
     status = "ok"
     final: dict[str, Any] | None = None
-    prompts: list[list[dict[str, Any]]] = []
 
     def add_usage(result) -> None:
         usage["prompt_tokens"] += result.prompt_tokens
@@ -138,7 +134,7 @@ def run_model_loop(agent, client: ModelClient, state: dict[str, Any], *, task: s
 
     def run_tool(name: str, raw_arguments: Any) -> tuple[str, bool]:
         """The tool message's content and whether the call was malformed."""
-        nonlocal next_q, extra_raw_chars
+        nonlocal extra_raw_chars
         resolved = resolve_tool_name(name)
         if resolved is None:
             return (f"error: there is no tool named {name!r}; the tools are "
@@ -162,14 +158,8 @@ def run_model_loop(agent, client: ModelClient, state: dict[str, Any], *, task: s
         usage["tool_output_chars"] += len(text)
         extra_raw_chars += max(0, result.raw_chars - len(text))
         header = f"{resolved} answered."
-        if result.evidence is not None:
-            evidence_id = f"q{next_q}"
-            next_q += 1
-            entry = {"id": evidence_id, "score": 0.0, "onset": None, "link": None, "component": None,
-                     **{k: v for k, v in result.evidence.items()}}
-            entry["summary"] = redact(entry["summary"])
-            entry["query"] = redact(entry["query"])
-            ledger[evidence_id] = entry
+        if result.evidence is not None:  # already redacted by the toolbox
+            evidence_id = add_evidence(ledger, result.evidence)
             header = f"{resolved} answered; cite it as evidence {evidence_id}."
         return header + "\n" + fence(f"tool.{resolved}", text), False
 
@@ -180,7 +170,6 @@ def run_model_loop(agent, client: ModelClient, state: dict[str, Any], *, task: s
             status = f"budget_exhausted: {limit}"
             break
         tools_now = tools if (tools and budget.tool_calls < budget.max_tool_calls) else None
-        prompts.append([dict(m) for m in messages])
         try:
             left = budget.max_tokens - budget.tokens()
             result = client.chat(messages, tools=tools_now, deadline=budget.deadline,
@@ -254,8 +243,7 @@ def run_model_loop(agent, client: ModelClient, state: dict[str, Any], *, task: s
     if usage["tool_output_chars"]:
         usage["compaction_ratio"] = round(usage["tool_output_raw_chars"] / usage["tool_output_chars"], 2)
     usage["status"] = status
-    usage["prompt_tokens_estimate_check"] = sum(estimate_tokens(json.dumps(m, default=str)) for m in messages)
-    return LoopOutcome(final, usage, ledger, status, prompts)
+    return LoopOutcome(final, usage, ledger, status)
 
 
 def _textual_tool_call(parsed: dict[str, Any] | None) -> tuple[str, Any] | None:

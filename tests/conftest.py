@@ -163,3 +163,17 @@ def postgres_url() -> str:
             pytest.fail(f"PostgreSQL at {POSTGRES_URL} is required under CI: {exc}")
         pytest.skip(f"no PostgreSQL at {POSTGRES_URL}: {exc}")
     return POSTGRES_URL
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def storage(request, tmp_path):
+    """Where incidents, timelines, claims and the agent's checkpoints live: SQLite, then a fresh
+    PostgreSQL schema (tests.slack_standins.postgres_schema)."""
+    from bot.config import StorageConfig
+    from tests.slack_standins import postgres_schema
+
+    if request.param == "sqlite":
+        yield StorageConfig(sqlite=tmp_path / "state.db")
+        return
+    with postgres_schema() as url:
+        yield StorageConfig(sqlite=tmp_path / "unused.db", postgres=url)

@@ -11,7 +11,7 @@ import pytest
 
 from bot.slack import blocks as B
 from tests.slack_standins import (BOT_USER, Message, SlackHarness, SlackWebStandIn, event_callback,
-                                  postgres_schema, slash_command)
+                                  slash_command)
 
 ALICE, BOB, CAROL = "U0ALICE", "U0BOB", "U0CAROL"
 
@@ -195,17 +195,6 @@ def test_the_same_event_three_times_has_one_effect_even_after_a_restart(tmp_path
     finally:
         h.close()
 
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def storage(request, tmp_path):
-    """Where incidents, timelines, claims and the agent's checkpoints live."""
-    from bot.config import StorageConfig
-
-    if request.param == "sqlite":
-        yield StorageConfig(sqlite=tmp_path / "state.db")
-        return
-    with postgres_schema() as url:
-        yield StorageConfig(sqlite=tmp_path / "unused.db", postgres=url)
 
 
 def test_a_restart_in_the_middle_of_a_thread_resumes_it(tmp_path, web, storage):

@@ -11,16 +11,8 @@ import pytest
 
 from bot.config import StorageConfig
 from bot.slack.incidents import IncidentStore
-from tests.slack_standins import postgres_schema
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def storage(request, tmp_path):
-    if request.param == "sqlite":
-        yield StorageConfig(sqlite=tmp_path / "state.db")
-        return
-    with postgres_schema() as url:
-        yield StorageConfig(sqlite=tmp_path / "unused.db", postgres=url)
 
 
 def test_one_active_incident_per_channel_under_concurrent_opens(storage):
