@@ -306,7 +306,7 @@ async def _gather_incidents(config: SleuthConfig, symptom: str, service: str | N
 
     def search() -> list:
         memory = Memory(memory_config)
-        if memory.count() == 0:
+        if memory.is_empty():
             return []
         return memory.find_similar_incidents(symptom, service=service, k=5)
 

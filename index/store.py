@@ -445,6 +445,14 @@ class Memory:
         with self._guard():
             return name in {c if isinstance(c, str) else c.name for c in self.client.list_collections()}
 
+    def is_empty(self, name: str = INCIDENTS) -> bool:
+        """True when the collection holds nothing: one cheap count, unlike :meth:`count`, which pages
+        through every id to count records rather than entries (the investigation asks this)."""
+        if name not in self._collections and not self.exists(name):
+            return True
+        with self._guard():
+            return self.collection(name).count() == 0
+
     def count(self, name: str = INCIDENTS) -> int:
         """Records (not parts) in a collection (0 when it does not exist yet)."""
         if name not in self._collections and not self.exists(name):
