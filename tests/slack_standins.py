@@ -213,6 +213,7 @@ class SlackWebStandIn(StandIn):
         self.socket_url: str | None = None
         self.rejected: list[tuple[str, list[str]]] = []  # (method, errors) for invalid blocks
         self._throttles: dict[str, list[str]] = {}
+        self._stalls: dict[str, list[float]] = {}
         self._clock = itertools.count(1)
         self._cond = threading.Condition()
 
@@ -226,6 +227,12 @@ class SlackWebStandIn(StandIn):
         """The next ``times`` calls of ``method`` answer 429 with Retry-After."""
         with self._cond:
             self._throttles.setdefault(method, []).extend([retry_after] * times)
+
+    def stall(self, method: str, seconds: float, times: int = 1) -> None:
+        """The next ``times`` calls of ``method`` are recorded, then answered only after ``seconds``
+        (a Slack that hangs: the caller is stuck mid-work)."""
+        with self._cond:
+            self._stalls.setdefault(method, []).extend([seconds] * times)
 
     def next_ts(self) -> str:
         return f"{1773150000 + next(self._clock)}.{next(self._clock):06d}"
@@ -291,7 +298,11 @@ class SlackWebStandIn(StandIn):
             self.calls.append(Call(method, args, time.monotonic(), token))
             queued = self._throttles.get(method)
             retry_after = queued.pop(0) if queued else None
+            stalls = self._stalls.get(method)
+            stall = stalls.pop(0) if stalls else 0.0
             self._cond.notify_all()
+        if stall:
+            time.sleep(stall)
         if retry_after is not None:
             return Reply.json(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": retry_after})
         expected = self.app_token if method == "apps.connections.open" else self.bot_token

@@ -189,7 +189,9 @@ def test_the_same_event_three_times_has_one_effect_even_after_a_restart(tmp_path
         store = IncidentStore(h.config.storage)
         incident = store.latest_incident(team="T0SLEUTH", channel="C1")
         manual = [e for e in store.timeline(incident.id) if e.kind == "manual"]
+        states = [store.work_state(key) for key in ("event:Ev0DUPLICATE1", "event:Ev0DUPLICATE2")]
         store.close()
+        assert states == ["done", "done"], "finished work is marked done, so nothing replays it"
         assert len(manual) == 1 and manual[0].text == "deploy paused" and manual[0].via == "reaction"
         assert len(web.calls_to("conversations.history")) == 1
     finally:
@@ -259,7 +261,7 @@ def test_bad_or_stale_signatures_get_401_and_nothing_happens(tmp_path, web):
         time.sleep(0.2)
         assert [c.method for c in web.calls] == ["auth.test"]
         assert h.store.active_incident(team="T0SLEUTH", channel="C1") is None
-        assert h.store.claim_event("Ev0SIGNED"), "a forged event claims nothing"
+        assert h.store.work_state("event:Ev0SIGNED") is None, "a forged event claims nothing"
         good = h.command("start X", channel="C1", user=ALICE)
         assert good.status == 200
     finally:

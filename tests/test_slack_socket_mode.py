@@ -108,6 +108,59 @@ def test_http_mode_serves_signed_requests_only(tmp_path):
             _stop(process, tmp_path)
 
 
+def test_work_a_killed_process_left_is_replayed_once_by_the_next(tmp_path):
+    """/diagnose is claimed, then the process dies (SIGKILL) while Slack hangs on its first post.
+    The next process takes the claim over once it stops beating and runs the diagnosis. An event
+    the dead process had claimed is done once too, whether the replay or Slack's redelivery
+    (which may arrive before or after the claim goes stale) gets to it first."""
+    (tmp_path / "sleuth.yml").write_text("slack:\n  takeover_after_s: 5\n")
+    with SlackWebStandIn() as web:
+        port = free_port()
+        url = f"http://127.0.0.1:{port}/slack/events"
+        args = ("--http", "--port", str(port), "--host", "127.0.0.1", "-c", "sleuth.yml")
+        first = _serve(tmp_path, web, *args, SLACK_SIGNING_SECRET="s3cr3t")
+        second = None
+        try:
+            assert wait_until_ready(first, f"http://127.0.0.1:{port}/healthz", 60), (tmp_path / "serve.log").read_text()
+            sender = SignedSender(url, "s3cr3t")
+            assert sender.command(slash_command("start Search is slow sev2", channel="C2", user=BOB)).status == 200
+            web.wait_for(lambda: any(m.pinned for m in web.bot_messages("C2")), what="C2's pinned timeline")
+            web.stall("chat.postMessage", 20)  # the plan's post hangs: the work is claimed, not done
+            assert sender.command(slash_command("checkout is returning 500s", channel="C1", user=ALICE)).status == 200
+            web.wait_for(lambda: web.calls_to("chat.postMessage"), what="the stalled plan post")
+            flagged = web.human_message("C2", BOB, "paged the search team")
+            web.stall("conversations.history", 20)
+            event = event_callback({"type": "reaction_added", "user": ALICE, "reaction": "round_pushpin",
+                                    "item": {"type": "message", "channel": "C2", "ts": flagged.ts}},
+                                   event_id="Ev0KILLED1")
+            assert sender.event(event).status == 200
+            web.wait_for(lambda: web.calls_to("conversations.history"), what="the stalled history read")
+            first.kill()
+            first.wait(timeout=10)
+
+            second = _serve(tmp_path, web, *args, SLACK_SIGNING_SECRET="s3cr3t")
+            assert wait_until_ready(second, f"http://127.0.0.1:{port}/healthz", 60), \
+                (tmp_path / "serve.log").read_text()
+            # Slack's own redelivery, while the dead claim is still fresh: no second effect from it.
+            assert sender.event(event, retry_num=1).status == 200
+            diagnosis = web.wait_for(lambda: next((m for m in web.bot_messages("C1") if m.thread_ts and
+                                                   m.text.startswith("Diagnosis")), None),
+                                     timeout=90, what="the diagnosis from the replayed /diagnose")
+            assert "code change in checkout" in json.dumps(diagnosis.blocks)
+            timeline = web.wait_for(lambda: next((m for m in web.bot_messages("C2") if m.pinned and
+                                                  "paged the search team" in json.dumps(m.blocks)), None),
+                                    timeout=60, what="the replayed reaction on C2's timeline")
+            time.sleep(1.0)
+            assert json.dumps(timeline.blocks).count("paged the search team") == 1
+            assert len([m for m in web.bot_messages("C1") if m.text.startswith("Diagnosis")]) == 1
+            assert len([m for m in web.bot_messages() if m.pinned]) == 2
+        finally:
+            log = _stop(second, tmp_path) if second is not None else ""
+            if first.poll() is None:
+                first.kill()
+        assert "replaying command:" in log, log[-3000:]
+
+
 @pytest.mark.parametrize("env, args, says", [
     ({"SLACK_BOT_TOKEN": ""}, [], "SLACK_BOT_TOKEN is not set"),
     ({"SLACK_BOT_TOKEN": "xoxp-user"}, [], "starting with xoxb-"),

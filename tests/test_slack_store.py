@@ -4,6 +4,8 @@ across a reopen (a restart)."""
 
 from __future__ import annotations
 
+import time
+
 import threading
 from pathlib import Path
 
@@ -50,7 +52,9 @@ def test_timeline_keys_claims_threads_and_a_reopen(storage):
     assert store.add_entry(a.id, kind="manual", text="flagged again", key="msg:C1:1.1", via="pin") is None
     assert store.add_entry(a.id, kind="change", text="deploy", key="change:chg-1", at=4.0)
     assert not store.remove_entry(a.id, key="change:chg-1", via="reaction")
-    assert store.claim_event("Ev1") and not store.claim_event("Ev1") and store.claim_event("Ev2")
+    assert store.claim_work("event:Ev1", {"n": 1}, owner="p1") and not store.claim_work("event:Ev1", {}, owner="p2")
+    assert store.claim_work("event:Ev2", {"n": 2}, owner="p1")
+    store.finish_work("event:Ev2")
     store.remember_thread(thread_id="T:C1:1.0", team="T", channel="C1", thread_ts="1.0", incident_id=a.id)
     store.add_thread_charts("T:C1:1.0", ["01.png"])
     store.update(a.id, diagnosis={"hypotheses": [{"category": "code_change"}]}, top="code_change:checkout")
@@ -58,7 +62,8 @@ def test_timeline_keys_claims_threads_and_a_reopen(storage):
     store.close()
 
     reopened = IncidentStore(storage)  # a restart
-    assert not reopened.claim_event("Ev1")
+    assert not reopened.claim_work("event:Ev1", {}, owner="p2")  # p1 beat moments ago: maybe still alive
+    assert not reopened.claim_work("event:Ev2", {}, owner="p2", stale_after=0)  # done is done
     assert [e.text for e in reopened.timeline(a.id)] == ["deploy", "flagged", "Incident opened: a (SEV3)"]
     assert reopened.remove_entry(a.id, key="msg:C1:1.1", via="reaction")
     assert [e.kind for e in reopened.timeline(a.id)] == ["change", "opened"]
@@ -77,3 +82,28 @@ def test_a_bad_prefix_and_an_unreachable_postgres_say_why(tmp_path: Path):
     with pytest.raises(StoreError) as caught:
         IncidentStore(StorageConfig(sqlite=tmp_path / "s.db", postgres="postgresql://nobody@127.0.0.1:1/none"))
     assert "storage.postgres" in str(caught.value)
+
+
+def test_claimed_work_is_taken_over_only_when_its_owner_stops_beating(storage):
+    store = IncidentStore(storage)
+    try:
+        assert store.claim_work("command:T1", {"text": "checkout 500s"}, owner="dead")
+        assert store.claim_work("command:T2", {"text": "search slow"}, owner="alive")
+        assert store.claim_work("command:T3", {"text": "done"}, owner="dead")
+        store.finish_work("command:T3")
+        time.sleep(0.3)
+        assert store.heartbeat("alive") == 1
+        stale = store.stale_work(stale_after=0.2)
+        assert [(w.key, w.body, w.attempts) for w in stale] == [("command:T1", {"text": "checkout 500s"}, 1)]
+        assert not store.claim_work("command:T2", {}, owner="late", stale_after=0.2), "a live owner keeps its work"
+        # Two processes race for the dead owner's work: exactly one wins.
+        winners = [store.take_over("command:T1", owner=name, stale_after=0.2) for name in ("p1", "p2")]
+        assert winners == [True, False]
+        assert store.stale_work(stale_after=0.2) == []
+        time.sleep(0.3)
+        assert store.claim_work("command:T1", {}, owner="p3", stale_after=0.2), "a redelivery takes over too"
+        assert store.stale_work(stale_after=0.0, newer_than_s=0.0) == [], "old work is left to lie"
+        store.give_up_work("command:T1")
+        assert store.work_state("command:T1") == "abandoned" and store.work_state("command:T3") == "done"
+    finally:
+        store.close()

@@ -2,10 +2,13 @@
 
 Every listener acknowledges at once (``process_before_response=True``: the ack function runs in
 the request's own thread, so acks never queue behind running investigations) and does its work
-in a lazy listener. Events are claimed on ``event_id`` in a middleware before any listener runs:
-Slack's redeliveries (``X-Slack-Retry-Num``, over HTTP or Socket Mode) find the claim and stop.
-Signature checks (HTTP mode) come first, in Bolt's own middleware: a bad or stale signature gets
-401 and claims nothing.
+in a lazy listener. Incoming work (events by ``event_id``, slash commands by ``trigger_id``) is
+claimed, with its body, in a middleware before any listener runs, and marked done when its lazy
+listener ends: Slack's redeliveries (``X-Slack-Retry-Num``, over HTTP or Socket Mode) find the
+claim and stop. The :class:`WorkKeeper` beats for this process's claims and replays work whose
+process died (its claim stopped beating), so a crash mid-diagnosis loses nothing. Signature
+checks (HTTP mode) come first, in Bolt's own middleware: a bad or stale signature gets 401 and
+claims nothing.
 """
 
 from __future__ import annotations
@@ -15,10 +18,11 @@ import json
 import logging
 import os
 import re
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
-from slack_bolt import App, BoltResponse
+from slack_bolt import App, BoltRequest, BoltResponse
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
@@ -31,6 +35,8 @@ from bot.slack.flows import Sleuth, ephemeral, thread_id_of
 log = logging.getLogger("sleuth.slack")
 
 DEFAULT_API_URL = "https://slack.com/api/"
+HANDLED_EVENTS = frozenset({"app_mention", "message", "reaction_added", "reaction_removed", "pin_added"})
+REPLAYED = "sleuth_replayed"  # set in the context of work replayed after its process died
 
 
 def api_url(explicit: str | None = None) -> str:
@@ -53,8 +59,21 @@ def _team(body: dict[str, Any]) -> str:
     return team.get("id", "") if isinstance(team, dict) else str(team)
 
 
-def _guarded(work: Callable[..., None]) -> Callable[..., None]:
-    """A lazy listener that never dies silently: a Slack refusal becomes one ephemeral sentence."""
+def work_key(body: dict[str, Any]) -> str | None:
+    """The durable identity of a request whose lazy work must happen exactly once: an event Sleuth
+    handles (by ``event_id``) or a slash command (by ``trigger_id``). None for everything else."""
+    if body.get("type") == "event_callback" and body.get("event_id") and \
+            (body.get("event") or {}).get("type") in HANDLED_EVENTS:
+        return f"event:{body['event_id']}"
+    if body.get("command") and body.get("trigger_id"):
+        return f"command:{body['trigger_id']}"
+    return None
+
+
+def _guarded(work: Callable[..., None], finish: Callable[[str], None] | None = None) -> Callable[..., None]:
+    """A lazy listener that never dies silently: a Slack refusal becomes one ephemeral sentence.
+    Work that ends, well or with the user told why, is marked done (``finish``); only a process
+    that dies leaves it claimed, for the :class:`WorkKeeper` to replay."""
 
     @functools.wraps(work)
     def run(**kwargs: Any) -> None:
@@ -68,6 +87,12 @@ def _guarded(work: Callable[..., None]) -> Callable[..., None]:
             log.exception("%s failed", work.__name__)
             _tell(kwargs, f"Sleuth could not finish: {type(exc).__name__}: {B.clip(str(exc), 200)}; "
                           "the app log has the details.")
+        key = work_key(kwargs.get("body") or {})
+        if finish is not None and key:
+            try:
+                finish(key)
+            except Exception:  # noqa: BLE001 - a store hiccup here means one harmless replay later
+                log.exception("could not mark %s done", key)
 
     return run
 
@@ -95,12 +120,17 @@ def build_app(sleuth: Sleuth, *, client: WebClient, signing_secret: str | None =
     )
     store = sleuth.store
     name = sleuth.config.slack.command
+    stale_after = sleuth.config.slack.takeover_after_s
+
+    def _guarded_here(work: Callable[..., None]) -> Callable[..., None]:
+        return _guarded(work, store.finish_work)
 
     @app.middleware
-    def claim_events(body: dict[str, Any], next: Callable[[], None]) -> BoltResponse | None:  # noqa: A002
-        if body.get("type") == "event_callback" and body.get("event_id"):
-            if not store.claim_event(str(body["event_id"])):
-                return BoltResponse(status=200, body="")
+    def claim_work(body: dict[str, Any], context: Any, next: Callable[[], None]) -> BoltResponse | None:  # noqa: A002
+        key = work_key(body)
+        if key and not context.get(REPLAYED) and \
+                not store.claim_work(key, body, owner=sleuth.owner, stale_after=stale_after):
+            return BoltResponse(status=200, body="")
         next()
         return None
 
@@ -170,7 +200,7 @@ def build_app(sleuth: Sleuth, *, client: WebClient, signing_secret: str | None =
         else:
             ack()
 
-    @_guarded
+    @_guarded_here
     def command_work(body: dict[str, Any], client: WebClient) -> None:
         team, channel, user = _team(body), body.get("channel_id", ""), body.get("user_id", "")
         try:
@@ -188,7 +218,7 @@ def build_app(sleuth: Sleuth, *, client: WebClient, signing_secret: str | None =
     def ack_only(ack: Callable[..., None]) -> None:
         ack()
 
-    @_guarded
+    @_guarded_here
     def mention_work(body: dict[str, Any], client: WebClient, context: Any) -> None:
         event = body.get("event") or {}
         team, channel, user = _team(body), event.get("channel", ""), event.get("user", "")
@@ -214,7 +244,7 @@ def build_app(sleuth: Sleuth, *, client: WebClient, signing_secret: str | None =
 
     app.event("app_mention")(ack=ack_only, lazy=[mention_work])
 
-    @_guarded
+    @_guarded_here
     def message_work(body: dict[str, Any], client: WebClient, context: Any) -> None:
         event = body.get("event") or {}
         thread_ts = event.get("thread_ts")
@@ -235,7 +265,7 @@ def build_app(sleuth: Sleuth, *, client: WebClient, signing_secret: str | None =
 
     reaction = sleuth.config.slack.timeline_reaction.strip(":")
 
-    @_guarded
+    @_guarded_here
     def reaction_added_work(body: dict[str, Any], client: WebClient) -> None:
         event = body.get("event") or {}
         item = event.get("item") or {}
@@ -244,7 +274,7 @@ def build_app(sleuth: Sleuth, *, client: WebClient, signing_secret: str | None =
         flows.flag_message(sleuth, client, team=_team(body), channel=item.get("channel", ""), ts=item.get("ts", ""),
                            via="reaction")
 
-    @_guarded
+    @_guarded_here
     def reaction_removed_work(body: dict[str, Any], client: WebClient) -> None:
         event = body.get("event") or {}
         item = event.get("item") or {}
@@ -252,7 +282,7 @@ def build_app(sleuth: Sleuth, *, client: WebClient, signing_secret: str | None =
             return
         flows.unflag_message(sleuth, client, team=_team(body), channel=item.get("channel", ""), ts=item.get("ts", ""))
 
-    @_guarded
+    @_guarded_here
     def pin_added_work(body: dict[str, Any], client: WebClient) -> None:
         event = body.get("event") or {}
         item = event.get("item") or {}
@@ -279,11 +309,11 @@ def build_app(sleuth: Sleuth, *, client: WebClient, signing_secret: str | None =
                      user=(body.get("user") or {}).get("id", ""), thread_id=str(value.get("thread", "")),
                      mitigation_id=str(value.get("m", "")), approved=approved, message=body.get("message"))
 
-    @_guarded
+    @_guarded_here
     def approve_work(body: dict[str, Any], client: WebClient) -> None:
         _decision(body, client, True)
 
-    @_guarded
+    @_guarded_here
     def reject_work(body: dict[str, Any], client: WebClient) -> None:
         _decision(body, client, False)
 
@@ -309,7 +339,7 @@ def build_app(sleuth: Sleuth, *, client: WebClient, signing_secret: str | None =
         if view is not None:
             client.views_open(trigger_id=body["trigger_id"], view=view)
 
-    @_guarded
+    @_guarded_here
     def memory_work(body: dict[str, Any], client: WebClient) -> None:
         incident = _incident_of(body)
         user = (body.get("user") or {}).get("id", "")
@@ -337,7 +367,7 @@ def build_app(sleuth: Sleuth, *, client: WebClient, signing_secret: str | None =
         else:
             ack()
 
-    @_guarded
+    @_guarded_here
     def modal_work(body: dict[str, Any], view: dict[str, Any], client: WebClient) -> None:
         values = B.modal_values(view)
         if not (values.get("root_cause") or "").strip() or not values.get("category"):
@@ -356,3 +386,60 @@ def build_app(sleuth: Sleuth, *, client: WebClient, signing_secret: str | None =
         log.error("unhandled error for a %s request: %s", body.get("type") or body.get("command"), error)
 
     return app
+
+
+class WorkKeeper:
+    """Beats for this process's claimed work and replays work whose process died.
+
+    Every ``interval`` seconds: refresh this process's claims, then take over and dispatch again
+    (as Socket Mode would, past signature checks: the body was verified when it first arrived)
+    any claim that stopped beating ``stale_after`` seconds ago. Work that already killed its
+    process ``REPLAY_ATTEMPTS`` times is given up with a log line rather than replayed forever.
+    """
+
+    def __init__(self, app: App, sleuth: Sleuth, *, interval: float | None = None) -> None:
+        from bot.slack.incidents import REPLAY_ATTEMPTS
+
+        self.app, self.sleuth = app, sleuth
+        self.stale_after = sleuth.config.slack.takeover_after_s
+        self.interval = interval or max(1.0, self.stale_after / 4)
+        self.attempts = REPLAY_ATTEMPTS
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def beat(self) -> None:
+        self.sleuth.store.heartbeat(self.sleuth.owner)
+
+    def sweep(self) -> list[str]:
+        """Replay stale work once; the keys replayed."""
+        store, replayed = self.sleuth.store, []
+        for work in store.stale_work(stale_after=self.stale_after):
+            if work.attempts >= self.attempts:
+                log.error("giving up %s: it was started %d times and never finished", work.key, work.attempts)
+                store.give_up_work(work.key)
+                continue
+            if not store.take_over(work.key, owner=self.sleuth.owner, stale_after=self.stale_after):
+                continue  # another process took it first
+            log.warning("replaying %s: the process that claimed it stopped before finishing", work.key)
+            self.app.dispatch(BoltRequest(body=work.body, mode="socket_mode", context={REPLAYED: True}))
+            replayed.append(work.key)
+        return replayed
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.beat()
+                self.sweep()
+            except Exception:  # noqa: BLE001 - a store outage must not kill the keeper; next beat retries
+                log.exception("the work keeper could not reach the store")
+            self._stop.wait(self.interval)
+
+    def start(self) -> "WorkKeeper":
+        self._thread = threading.Thread(target=self._run, name="sleuth-work-keeper", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)

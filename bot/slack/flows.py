@@ -9,9 +9,12 @@ listeners to them. Everything a user can get wrong ends in one sentence, ephemer
 from __future__ import annotations
 
 import logging
+import os
 import re
+import socket
 import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,13 +54,17 @@ class Sleuth:
     agent: Any  # bot.agent.Agent
     defaults: Defaults = field(default_factory=Defaults)
     known_services: set[str] = field(default_factory=set)
-    max_investigations: int = 4
+    max_investigations: int | None = None  # None: slack.max_investigations
     memory_factory: Callable[[], Any] | None = None  # -> index.store.Memory; None: from config.memory
 
     def __post_init__(self) -> None:
         # Investigations are CPU-bound: a few at a time finish sooner than all at once, and the
         # lighter work (reactions, decisions, timeline edits) keeps flowing beside them.
+        if self.max_investigations is None:
+            self.max_investigations = self.config.slack.max_investigations
         self.gate = threading.BoundedSemaphore(self.max_investigations)
+        # Who holds claimed work: this process, distinguishable from an earlier one with the same pid.
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.updates = ThreadPoolExecutor(max_workers=4, thread_name_prefix="sleuth-slack-update")
         self._locks: dict[int, threading.Lock] = {}
         self._locks_guard = threading.Lock()

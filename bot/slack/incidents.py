@@ -8,7 +8,11 @@ both; only the DDL differs.
   a partial unique index, so two concurrent ``/diagnose`` commands cannot open two.
 - A timeline entry may carry a ``key`` (``change:chg-1010``, ``msg:C1:1712.0001``) unique within
   its incident: the same deploy or the same flagged message never lands twice.
-- ``claim_event`` inserts the event id before any work starts; Slack's redeliveries find it taken.
+- Incoming work (events by ``event_id``, slash commands by ``trigger_id``) is claimed with its
+  body before it starts and marked done when it ends. The owner's heartbeat keeps a claim fresh
+  while it runs; a claim whose owner stopped beating (the process died) is taken over, by Slack's
+  redelivery or by the next process's start-up replay, so a crash loses no work and a live
+  owner's work is never doubled.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ from bot.config import StorageConfig
 STATUSES = ("investigating", "identified", "mitigating", "monitoring", "resolved")
 ACTIVE = STATUSES[:-1]
 CLAIM_TTL_S = 7 * 86400  # Slack stops redelivering after minutes; a week is ample
+STALE_AFTER_S = 45.0  # a claim whose owner has not beaten for this long is taken over
+REPLAY_ATTEMPTS = 3  # a piece of work that killed its process this often is given up, not replayed again
 
 
 class StoreError(RuntimeError):
@@ -122,9 +128,22 @@ def _ddl(prefix: str, postgres: bool) -> list[str]:
         f"""CREATE TABLE IF NOT EXISTS {p}threads (
             thread_id TEXT PRIMARY KEY, team TEXT NOT NULL, channel TEXT NOT NULL, thread_ts TEXT NOT NULL,
             incident_id BIGINT, created_at {real} NOT NULL, charts TEXT NOT NULL DEFAULT '[]')""",
-        f"""CREATE TABLE IF NOT EXISTS {p}event_claims (
-            event_id TEXT PRIMARY KEY, claimed_at {real} NOT NULL)""",
+        f"""CREATE TABLE IF NOT EXISTS {p}work (
+            key TEXT PRIMARY KEY, body TEXT NOT NULL, state TEXT NOT NULL, owner TEXT NOT NULL,
+            attempts INTEGER NOT NULL, received_at {real} NOT NULL, heartbeat_at {real} NOT NULL,
+            done_at {real})""",
+        f"CREATE INDEX IF NOT EXISTS {p}work_by_state ON {p}work (state, heartbeat_at)",
     ]
+
+
+@dataclass
+class Work:
+    """A claimed piece of incoming work whose owner stopped before finishing it."""
+
+    key: str
+    body: dict[str, Any]
+    attempts: int
+    received_at: float
 
 
 class _Database:
@@ -227,7 +246,7 @@ class IncidentStore:
         self.db = _Database(storage)
         for statement in _ddl(prefix, self.db.postgres):
             self.db.execute(statement)
-        self.db.execute(f"DELETE FROM {prefix}event_claims WHERE claimed_at < ?", (time.time() - CLAIM_TTL_S,))
+        self.db.execute(f"DELETE FROM {prefix}work WHERE received_at < ?", (time.time() - CLAIM_TTL_S,))
 
     @property
     def backend(self) -> str:
@@ -238,17 +257,61 @@ class IncidentStore:
 
     def drop(self) -> None:
         """Remove this prefix's tables (tests)."""
-        for table in ("incidents", "timeline", "threads", "event_claims"):
+        for table in ("incidents", "timeline", "threads", "work"):
             self.db.execute(f"DROP TABLE IF EXISTS {self.prefix}{table}")
 
-    # --- event claims ---------------------------------------------------------------------------
+    # --- incoming work: claim, heartbeat, done, take over ------------------------------------------
 
-    def claim_event(self, event_id: str) -> bool:
-        """True for the first delivery of ``event_id``; False for every redelivery."""
+    def claim_work(self, key: str, body: dict[str, Any] | None, *, owner: str,
+                   stale_after: float = STALE_AFTER_S) -> bool:
+        """True when ``owner`` now holds ``key``: its first delivery, or a redelivery of work whose
+        owner stopped beating ``stale_after`` seconds ago. False for done work and for work a live
+        owner is doing (Slack's retries while it runs)."""
+        now = time.time()
         count, _ = self.db.execute(
-            f"INSERT INTO {self.prefix}event_claims (event_id, claimed_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
-            (event_id, time.time()))
+            f"INSERT INTO {self.prefix}work (key, body, state, owner, attempts, received_at, heartbeat_at) "
+            "VALUES (?, ?, 'claimed', ?, 1, ?, ?) ON CONFLICT DO NOTHING",
+            (key, json.dumps(body or {}, separators=(",", ":")), owner, now, now))
+        return count == 1 or self.take_over(key, owner=owner, stale_after=stale_after)
+
+    def take_over(self, key: str, *, owner: str, stale_after: float = STALE_AFTER_S) -> bool:
+        """Claim unfinished work whose owner stopped beating; exactly one contender wins."""
+        now = time.time()
+        count, _ = self.db.execute(
+            f"UPDATE {self.prefix}work SET owner = ?, heartbeat_at = ?, attempts = attempts + 1 "
+            "WHERE key = ? AND state = 'claimed' AND heartbeat_at < ?", (owner, now, key, now - stale_after))
         return count == 1
+
+    def heartbeat(self, owner: str) -> int:
+        """Keep every unfinished claim of ``owner`` fresh; the number of claims it holds."""
+        count, _ = self.db.execute(f"UPDATE {self.prefix}work SET heartbeat_at = ? WHERE owner = ? AND state = 'claimed'",
+                                   (time.time(), owner))
+        return count
+
+    def finish_work(self, key: str) -> None:
+        """The work is over (done, or failed with the user told): never run again; the body is dropped."""
+        self.db.execute(f"UPDATE {self.prefix}work SET state = 'done', done_at = ?, body = '{{}}' WHERE key = ?",
+                        (time.time(), key))
+
+    def give_up_work(self, key: str) -> None:
+        self.db.execute(f"UPDATE {self.prefix}work SET state = 'abandoned', done_at = ?, body = '{{}}' WHERE key = ?",
+                        (time.time(), key))
+
+    def work_state(self, key: str) -> str | None:
+        _, rows = self.db.execute(f"SELECT state FROM {self.prefix}work WHERE key = ?", (key,))
+        return rows[0]["state"] if rows else None
+
+    def stale_work(self, *, stale_after: float = STALE_AFTER_S, newer_than_s: float = 3600.0,
+                   limit: int = 50) -> list[Work]:
+        """Unfinished work whose owner stopped beating, oldest first; work older than ``newer_than_s``
+        is left to lie (an hour-old /diagnose answered now would mislead)."""
+        now = time.time()
+        _, rows = self.db.execute(
+            f"SELECT key, body, attempts, received_at FROM {self.prefix}work WHERE state = 'claimed' "
+            "AND heartbeat_at < ? AND received_at >= ? ORDER BY received_at LIMIT ?",
+            (now - stale_after, now - newer_than_s, limit))
+        return [Work(r["key"], json.loads(r["body"] or "{}"), int(r["attempts"]), float(r["received_at"]))
+                for r in rows]
 
     # --- incidents ------------------------------------------------------------------------------
 

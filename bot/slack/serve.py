@@ -161,7 +161,7 @@ def serve(
 ) -> None:
     """Run the Slack app: /diagnose, threads, the timeline, rollups and summaries."""
     from bot.config import ConfigError, load_config
-    from bot.slack.app import api_url, build_app, make_client
+    from bot.slack.app import WorkKeeper, api_url, build_app, make_client
     from bot.slack.flows import Defaults
     from bot.slack.incidents import StoreError
 
@@ -180,6 +180,7 @@ def serve(
                 app = build_app(sleuth, client=client, signing_secret=tokens.signing_secret)
             except Exception as exc:  # Bolt's auth.test at start: a refused token or an unreachable Slack
                 raise ServeError(f"Slack did not accept SLACK_BOT_TOKEN at {api_url()}: {exc}") from exc
+            stack.callback(WorkKeeper(app, sleuth).start().stop)  # heartbeats; replays work a dead process left
             if http:
                 try:
                     server = SlackHttpServer(app, host, port)
