@@ -217,6 +217,11 @@ def test_a_restart_in_the_middle_of_a_thread_resumes_it(tmp_path, web, storage):
                                                if m.text.startswith("Diagnosis")), None), timeout=60,
                                  what="the diagnosis once the question is answered, after a restart")
         assert "code change in checkout" in texts(diagnosis.blocks)
+        # The answer set the investigation going: a plan in the thread, edited as sources reported.
+        replan = next(m for m in web.bot_messages("C1", plan.ts) if m.text.startswith("Investigating"))
+        web.wait_for(lambda: "Done: best hypothesis" in texts(web.message("C1", replan.ts).blocks),
+                     what="the second plan's last edit")
+        assert web.message("C1", replan.ts).edits >= 2 and replan.ts < diagnosis.ts
         h.restart()
         before = len(web.bot_messages("C1", plan.ts))
         mention = web.human_message("C1", ALICE, f"<@{BOT_USER}> what changed in the last 2 hours?", thread_ts=plan.ts)

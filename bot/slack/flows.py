@@ -127,7 +127,7 @@ class PlanMessage:
 
     def __init__(self, sleuth: Sleuth, client: WebClient, *, channel: str, symptom: str, service: str | None,
                  window: str | None, incident_title: str, opened: bool, requested_by: str,
-                 reply_to: str | None = None) -> None:
+                 reply_to: str | None = None, lazy: bool = False) -> None:
         self.sleuth, self.client, self.channel = sleuth, client, channel
         self.args = {"symptom": symptom, "service": service, "window": window, "incident_title": incident_title,
                      "opened": opened, "requested_by": requested_by}
@@ -138,6 +138,8 @@ class PlanMessage:
         self._dirty = False
         self._busy = False
         self._done = False
+        self._lazy = lazy  # posted by the first progress report (a reply may or may not investigate)
+        self._posting = threading.Lock()
 
     def post(self) -> str:
         text, blocks = B.plan_message(**self.args, sources=dict(self.sources))
@@ -146,6 +148,17 @@ class PlanMessage:
         return self.ts
 
     def progress(self, name: str, report: Any) -> None:
+        if self._lazy and self.ts is None:
+            with self._posting:
+                if self.ts is None:
+                    try:
+                        self.post()
+                    except SlackApiError as exc:
+                        log.warning("could not post the plan message: %s", exc.response.get("error"))
+                        self._lazy = False
+                        return
+        if self.ts is None:
+            return
         with self._cond:
             if self._done:
                 return
@@ -175,6 +188,8 @@ class PlanMessage:
             log.warning("could not edit the plan message: %s", exc.response.get("error"))
 
     def finish(self, outcome: str, sources: dict[str, Any] | None = None) -> None:
+        if self.ts is None:
+            return  # a lazy plan nothing reported to: there is no message to edit
         with self._cond:
             self._done = True
             self._cond.wait_for(lambda: not self._busy, timeout=30)
@@ -229,24 +244,30 @@ def diagnose(sleuth: Sleuth, client: WebClient, *, team: str, channel: str, user
         plan.finish(f":warning: Stopped: the investigation failed ({B.escape(type(exc).__name__)}); "
                     "the app log has the details.")
         raise
-    diagnosis = turn.diagnosis or {}
-    if turn.kind == "error":
-        plan.finish(f":warning: Stopped: {B.escape(B.error_text(turn.text))}")
-    elif turn.kind == "question":
-        plan.finish(":question: One question first, in the thread.")
-    else:
-        top = next((h for h in diagnosis.get("hypotheses") or [] if h.get("status") != "refuted"), None)
-        summary = (f"best hypothesis *{B.escape(str(top.get('category')).replace('_', ' '))} in "
-                   f"{B.escape(top.get('component'))}* ({B.percent(top.get('confidence'))})" if top
-                   else "no hypothesis stands out")
-        plan.finish(f":white_check_mark: Done: {summary}; the diagnosis is in the thread.",
-                    diagnosis.get("sources"))
+    plan.finish(outcome_of(turn), (turn.diagnosis or {}).get("sources"))
     say_turn(sleuth, client, incident_id=incident.id, channel=channel, thread_ts=thread_ts, user=user, turn=turn)
+
+
+def outcome_of(turn: Any) -> str:
+    """The plan message's last line for the agent's turn."""
+    if turn.kind == "error":
+        return f":warning: Stopped: {B.escape(B.error_text(turn.text))}"
+    if turn.kind == "question":
+        return ":question: One question first, in the thread."
+    if turn.kind != "diagnosis":
+        return ":white_check_mark: Done: the answer is in the thread."
+    top = next((h for h in (turn.diagnosis or {}).get("hypotheses") or [] if h.get("status") != "refuted"), None)
+    summary = (f"best hypothesis *{B.escape(str(top.get('category')).replace('_', ' '))} in "
+               f"{B.escape(top.get('component'))}* ({B.percent(top.get('confidence'))})" if top
+               else "no hypothesis stands out")
+    return f":white_check_mark: Done: {summary}; the diagnosis is in the thread."
 
 
 def converse(sleuth: Sleuth, client: WebClient, *, team: str, channel: str, user: str, thread_ts: str,
              text: str) -> None:
-    """A reply in a Sleuth thread (or an @mention there): the same conversation continues."""
+    """A reply in a Sleuth thread (or an @mention there): the same conversation continues. When the
+    reply sets an investigation going (the answer to a clarifying question, "check payments"), a
+    plan message appears in the thread with the first source's report and is edited like the first."""
     thread_id = thread_id_of(team, channel, thread_ts)
     thread = sleuth.store.thread(thread_id)
     incident_id = thread.incident_id if thread else None
@@ -255,8 +276,21 @@ def converse(sleuth: Sleuth, client: WebClient, *, team: str, channel: str, user
         incident_id = incident.id
         sleuth.store.remember_thread(thread_id=thread_id, team=team, channel=channel, thread_ts=thread_ts,
                                      incident_id=incident_id)
-    with sleuth.gate:
-        turn = sleuth.agent.reply(thread_id, text)
+    snap = sleuth.agent.snapshot(thread_id) or {}
+    request = snap.get("request") or {}
+    incident = sleuth.store.get(incident_id)
+    plan = PlanMessage(sleuth, client, channel=channel, symptom=str(request.get("symptom") or text),
+                       service=request.get("service"), window=request.get("window"),
+                       incident_title=incident.title if incident else B.clip(text, 150), opened=False,
+                       requested_by=user, reply_to=thread_ts, lazy=True)
+    try:
+        with sleuth.gate:
+            turn = sleuth.agent.reply(thread_id, text, on_progress=plan.progress)
+    except Exception as exc:
+        plan.finish(f":warning: Stopped: the investigation failed ({B.escape(type(exc).__name__)}); "
+                    "the app log has the details.")
+        raise
+    plan.finish(outcome_of(turn), (turn.diagnosis or {}).get("sources"))
     say_turn(sleuth, client, incident_id=incident_id, channel=channel, thread_ts=thread_ts, user=user, turn=turn)
 
 
