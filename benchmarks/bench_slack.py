@@ -33,6 +33,22 @@ from tests.standins import free_port, wait_until_ready  # noqa: E402
 SECRET = "bench-signing-secret"
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its children so far (Linux /proc), for the CPU budget per diagnosis."""
+    total = 0.0
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        children = []
+    for one_pid in [pid, *map(int, children)]:
+        try:
+            fields = Path(f"/proc/{one_pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     if not ordered:
@@ -107,6 +123,10 @@ def main() -> int:
 
             channels = [f"CB{i:03d}" for i in range(n)]
             sent, acks = {}, {}
+            cpu_before, own_before = cpu_seconds(process.pid), time.process_time()
+            if os.environ.get("BENCH_PYSPY"):  # a flame profile of the serve process during the burst
+                spy = subprocess.Popen(["py-spy", "record", "-p", str(process.pid), "-d", "12", "-f", "raw",
+                                        "-o", os.environ["BENCH_PYSPY"], "--nonblocking"])
             barrier = threading.Barrier(n)
 
             def fire(channel: str) -> None:
@@ -120,6 +140,9 @@ def main() -> int:
                 t.join()
             first, full = measure(web, channels, sent)
             report(f"{n} concurrent commands", acks, first, full)
+            serve_cpu, own_cpu = cpu_seconds(process.pid) - cpu_before, time.process_time() - own_before
+            print(f"  CPU: sleuth serve (and its chart worker) {serve_cpu:.1f} s, {serve_cpu / n:.2f} s per diagnosis; "
+                  f"this benchmark's client and Web API stand-in {own_cpu:.1f} s")
             print(f"  Web API calls: {len(web.calls)}; rejected blocks: {len(web.rejected)}")
             print(f"  throughput: {n / max(full.values()):.2f} diagnoses/s "
                   f"(median {statistics.median(full.values()):.2f} s each)")

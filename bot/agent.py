@@ -28,6 +28,7 @@ before it is returned for posting.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import threading
 import time
@@ -40,6 +41,8 @@ from typing import Any, Callable, Iterator, TypedDict
 
 from bot.config import SleuthConfig, StorageConfig, parse_duration
 from tools.diagnosis import SourceReport, iso
+
+log = logging.getLogger("sleuth.agent")
 
 ProgressFn = Callable[[str, SourceReport], None]
 
@@ -188,7 +191,11 @@ class Agent:
     """Runs conversations. Methods are synchronous and serialised per thread id."""
 
     def __init__(self, config: SleuthConfig, *, checkpointer: Any = None, charts_dir: Path | None = None,
-                 clock: Callable[[], float] = time.time, charts_per_thread: bool = True) -> None:
+                 clock: Callable[[], float] = time.time, charts_per_thread: bool = True,
+                 chart_executor: Any = None) -> None:
+        """``chart_executor`` (a concurrent.futures Executor, e.g. a one-process pool) draws the
+        charts beside the conversation: the turn names the files at once and
+        :meth:`wait_for_charts` waits for them. Without one they are drawn before the turn returns."""
         from langgraph.checkpoint.memory import InMemorySaver
 
         from bot.safety import Redactor
@@ -196,6 +203,8 @@ class Agent:
         self.config = config
         self.charts_dir = Path(charts_dir) if charts_dir else None
         self.charts_per_thread = charts_per_thread
+        self.chart_executor = chart_executor
+        self._chart_jobs: dict[str, Any] = {}
         self.clock = clock
         self.redactor = Redactor(config.safety)
         self._checkpointer = checkpointer if checkpointer is not None else InMemorySaver()
@@ -434,15 +443,7 @@ class Agent:
         diagnosis = self.redactor.redact_obj(result.diagnosis.to_dict())
         charts: list[str] = []
         if self.charts_dir is not None:
-            from tools.charts import write_charts
-
-            try:
-                folder = self.charts_dir
-                if self.charts_per_thread:
-                    folder = folder / re.sub(r"[^A-Za-z0-9_.-]+", "_", state["thread_id"])
-                charts = [str(p) for p in write_charts(result.diagnosis, result.observations, folder)]
-            except OSError as exc:
-                diagnosis.setdefault("notes", []).append(f"charts could not be written: {exc.strerror or exc}")
+            charts = self._draw_charts(state["thread_id"], result, diagnosis)
         ledger = {e["id"]: e for e in diagnosis["evidence"]}
         obs = result.observations
         known = sorted(set(state.get("scope", {}).get("known", [])) | set(obs.series) |
@@ -453,6 +454,38 @@ class Agent:
                  "services": known, "known": known}
         return {"route": "reason", "diagnosis": diagnosis, "ledger": ledger, "charts": charts, "scope": scope,
                 "pending": [], "usage": _usage(self.config.model.model, "not_configured")}
+
+    def _draw_charts(self, thread_id: str, result: Any, diagnosis: dict[str, Any]) -> list[str]:
+        from tools.charts import chart_specs, render_charts
+
+        folder = self.charts_dir
+        if self.charts_per_thread:
+            folder = folder / re.sub(r"[^A-Za-z0-9_.-]+", "_", thread_id)
+        specs = chart_specs(result.diagnosis, result.observations)
+        try:
+            if self.chart_executor is None or not specs:
+                return [str(p) for p in render_charts(specs, folder)]
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            diagnosis.setdefault("notes", []).append(f"charts could not be written: {exc.strerror or exc}")
+            return []
+        try:
+            self._chart_jobs[thread_id] = self.chart_executor.submit(render_charts, specs, folder)
+        except RuntimeError as exc:  # the executor is shutting down or broken: draw here instead
+            log.warning("chart worker unavailable (%s); drawing in this thread", exc)
+            return [str(p) for p in render_charts(specs, folder)]
+        return [str(folder / spec.filename) for spec in specs]
+
+    def wait_for_charts(self, thread_id: str, timeout: float = 60.0) -> None:
+        """Wait until the charts of the thread's last investigation are drawn (at most ``timeout``
+        seconds); a chart that failed or is late is logged and left out, never raised."""
+        job = self._chart_jobs.pop(thread_id, None)
+        if job is None:
+            return
+        try:
+            job.result(timeout=timeout)
+        except Exception as exc:  # noqa: BLE001 - a missing chart never costs the diagnosis
+            log.warning("charts for %s were not drawn: %s: %s", thread_id, type(exc).__name__, exc)
 
     # reason: the model's tool loop ---------------------------------------------------------------
     def _reason(self, state: AgentState) -> dict[str, Any]:

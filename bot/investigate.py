@@ -9,6 +9,7 @@ live display and the Slack thread use.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 import time
 from dataclasses import dataclass, field
@@ -190,8 +191,17 @@ def _distinct(series_list: list[Series]) -> list[Series]:
 def _redacted(records: Iterable[LogRecord], redactor: Redactor) -> Iterator[LogRecord]:
     """Secrets leave a log line before it is mined: a template's masks would hide them from redaction."""
     for record in records:
-        record.message = redactor.redact(record.message)
-        yield record
+        yield _redact_record(record, redactor)
+
+
+def _redact_record(record: LogRecord, redactor: Redactor) -> LogRecord:
+    message = redactor.redact(record.message)
+    return record if message == record.message else dataclasses.replace(record, message=message)
+
+
+def _redaction_key(config: SleuthConfig) -> str:
+    """What the redaction of cached log files depends on: the safety settings."""
+    return "redacted:" + config.safety.model_dump_json()
 
 
 async def _gather_logs(config: SleuthConfig, components: list[str] | None, start: float, split: float,
@@ -207,7 +217,9 @@ async def _gather_logs(config: SleuthConfig, components: list[str] | None, start
     redactor = Redactor(config.safety)
     if logs.files:
         def mine() -> None:
-            out.miner.add_all(_redacted(read_files(logs.files, wanted, start, end, logs.max_lines), redactor))
+            out.miner.add_all(read_files(logs.files, wanted, start, end, logs.max_lines,
+                                         prepare=lambda record: _redact_record(record, redactor),
+                                         prepare_key=_redaction_key(config)))
 
         await asyncio.to_thread(mine)
         queries += len(logs.files)

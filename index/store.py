@@ -74,6 +74,12 @@ RUNBOOKS = "runbooks"
 _REBUILD_SUFFIX = "-rebuilding"
 _GET_PAGE = 1000
 # The one Chroma entry of an incident record: the whole record except its labels.
+# Heads loaded in this process, by (heads file, token): every investigation opens its own Memory,
+# and reading two 2049 x 2049 float64 sums from disk each time cost more than the search itself.
+# The token changes on every write of the sums, so a stale entry is never used; bounded, oldest out.
+_LOADED_HEADS: dict[tuple[str, str], dict] = {}
+_LOADED_HEADS_MAX = 4
+_LOADED_HEADS_GUARD = threading.Lock()
 INCIDENT_PART = "full"
 # Stored incident parts whose vectors feed a category head. ``full`` feeds the full head (its early text,
 # re-embedded, the early head); ``summary`` is the early-text entry of the earlier two-part layout.
@@ -780,7 +786,10 @@ class Memory:
             token = self._stored_token(col)
             heads: dict[str, learn.CategoryHead] | None = None
             path = self._heads_path(col)
-            if token and path.is_file():
+            shared = _LOADED_HEADS.get((str(path), token)) if token else None
+            if shared is not None:
+                heads = shared  # loaded (and perhaps solved) by another Memory of this process
+            elif token and path.is_file():
                 try:
                     loaded, saved = learn.load_heads(path.read_bytes())
                     if saved == token:
@@ -794,6 +803,11 @@ class Memory:
                 self._save_heads(col, heads)
                 token = self._stored_token(col)
             self._heads_cache = (heads, time.monotonic(), token)
+            if token:
+                with _LOADED_HEADS_GUARD:
+                    _LOADED_HEADS[(str(path), token)] = heads
+                    while len(_LOADED_HEADS) > _LOADED_HEADS_MAX:
+                        _LOADED_HEADS.pop(next(iter(_LOADED_HEADS)))
         return heads
 
     def _heads_from_collection(self, col: Any) -> dict[str, learn.CategoryHead]:

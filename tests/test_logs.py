@@ -39,6 +39,41 @@ def test_files_stream_and_filter_by_service_and_time(tmp_path):
     assert len(list(read_files([path], None, 0, 2e9, 30))) == 30  # max_lines bounds the read
 
 
+def test_parsed_files_are_reused_until_they_change_and_large_ones_stream(tmp_path, monkeypatch):
+    import os
+
+    import tools.logs as logs
+
+    path = tmp_path / "svc.jsonl"
+    path.write_text("".join(json.dumps({"ts": T0 + i, "message": f"token=abc{i}"}) + "\n" for i in (5, 1, 3)))
+    prepared = []
+
+    def prepare(record):
+        prepared.append(record.ts)
+        return LogRecord(record.ts, record.service, record.level, "redacted", record.fields)
+
+    first = list(read_files([path], None, T0, T0 + 4, 100, prepare=prepare, prepare_key="k1"))
+    assert [(int(r.ts - T0), r.message) for r in first] == [(1, "redacted"), (3, "redacted")]
+    again = list(read_files([path], {"svc"}, T0 + 2, T0 + 9, 100, prepare=prepare, prepare_key="k1"))
+    assert [int(r.ts - T0) for r in again] == [3, 5] and len(prepared) == 3, "parsed and prepared once"
+    assert list(read_files([path], None, 0, 2e9, 2, prepare=prepare, prepare_key="k1")) != [] and \
+        len(list(read_files([path], None, 0, 2e9, 2))) == 2, "max_lines still bounds a cached file"
+    plain = list(read_files([path], None, 0, 2e9, 100))
+    assert {r.message for r in plain} == {"token=abc1", "token=abc3", "token=abc5"}, "another preparation, another entry"
+
+    with open(path, "a") as handle:  # the file grows: read again
+        handle.write(json.dumps({"ts": T0 + 7, "message": "later"}) + "\n")
+    os.utime(path, ns=(os.stat(path).st_atime_ns, os.stat(path).st_mtime_ns + 1_000_000))
+    assert [r.message for r in read_files([path], None, T0 + 6, T0 + 9, 100)] == ["later"]
+
+    monkeypatch.setattr(logs, "LOG_CACHE_FILE_BYTES", 10)  # too large to keep: streamed in file order
+    prepared.clear()
+    streamed = list(read_files([path], None, 0, 2e9, 100, prepare=prepare, prepare_key="k2"))
+    assert [int(r.ts - T0) for r in streamed] == [5, 1, 3, 7] and len(prepared) == 4
+    list(read_files([path], None, 0, 2e9, 100, prepare=prepare, prepare_key="k2"))
+    assert len(prepared) == 8, "a large file is prepared on every read"
+
+
 def mine(lines):
     return list(TemplateMiner().add_all(LogRecord(ts, "api", level, msg) for ts, level, msg in lines).templates.values())
 

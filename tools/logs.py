@@ -6,14 +6,17 @@ its rate jumped; a template as frequent before the onset as after it is backgrou
 
 from __future__ import annotations
 
+import bisect
 import json
 import math
+import os
 import re
-from collections import Counter
+import threading
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from pydantic import BaseModel, Field
 
@@ -155,27 +158,98 @@ def build_logql(service: str, *, service_label: str = "service", levels: Iterabl
     return query
 
 
+# Whole files parsed (and prepared: redacted, for the investigation), by (path, size, mtime, what
+# prepared them): an investigation, its follow-ups, the agent's tools and concurrent /diagnose
+# commands read the same files again and again. Only files up to LOG_CACHE_FILE_BYTES are kept,
+# LOG_CACHE_TOTAL_BYTES of source in all (oldest out); larger files are streamed every time.
+# Cached records are shared: readers must not change them.
+LOG_CACHE_FILE_BYTES = 16 * 1024 * 1024
+LOG_CACHE_TOTAL_BYTES = 48 * 1024 * 1024
+_FILE_RECORDS: "OrderedDict[tuple, tuple[list[LogRecord], int, int]]" = OrderedDict()
+_FILE_RECORDS_GUARD = threading.Lock()
+_FILE_LOADING: dict[tuple, threading.Lock] = {}
+
+
+def _parse_file(path: Path, prepare: Callable[[LogRecord], LogRecord] | None, limit: int) -> Iterator[LogRecord | None]:
+    """Every line of ``path`` as a record (None for a line without a timestamp), at most ``limit`` lines."""
+    default_service = Path(path).stem
+    try:
+        handle = open(path, encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise SourceError(f"cannot read log file {path}: {exc.strerror or exc}") from exc
+    with handle:
+        for number, line in enumerate(handle):
+            if number >= limit:
+                return
+            record = parse_line(line, default_service)
+            yield prepare(record) if record is not None and prepare is not None else record
+
+
+def _cached_file(path: Path, prepare: Callable[[LogRecord], LogRecord] | None,
+                 prepare_key: str) -> tuple[list[LogRecord], int] | None:
+    """(records sorted by time, lines) of a small file, parsed once per version; None for a large one."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None  # the streaming path says why
+    if stat.st_size > LOG_CACHE_FILE_BYTES:
+        return None
+    key = (str(path), stat.st_size, stat.st_mtime_ns, prepare_key)
+    with _FILE_RECORDS_GUARD:
+        if key in _FILE_RECORDS:
+            _FILE_RECORDS.move_to_end(key)
+            return _FILE_RECORDS[key][:2]
+        loading = _FILE_LOADING.setdefault(key, threading.Lock())
+    with loading:  # concurrent readers of the same new file wait for one parse
+        with _FILE_RECORDS_GUARD:
+            if key in _FILE_RECORDS:
+                return _FILE_RECORDS[key][:2]
+        lines = 0
+        records: list[LogRecord] = []
+        for record in _parse_file(path, prepare, limit=1 << 62):
+            lines += 1
+            if record is not None:
+                records.append(record)
+        records.sort(key=lambda r: r.ts)
+        with _FILE_RECORDS_GUARD:
+            _FILE_RECORDS[key] = (records, lines, stat.st_size)
+            _FILE_LOADING.pop(key, None)
+            while sum(size for *_, size in _FILE_RECORDS.values()) > LOG_CACHE_TOTAL_BYTES and len(_FILE_RECORDS) > 1:
+                _FILE_RECORDS.popitem(last=False)
+    return records, lines
+
+
 def read_files(paths: Iterable[Path], services: set[str] | None, start: float, end: float,
-               max_lines: int) -> Iterator[LogRecord]:
-    """Stream records from files, keeping those of the given services within [start, end]."""
+               max_lines: int, *, prepare: Callable[[LogRecord], LogRecord] | None = None,
+               prepare_key: str = "") -> Iterator[LogRecord]:
+    """Records from files, keeping those of the given services within [start, end].
+
+    ``prepare`` (with ``prepare_key`` naming what it does) is applied to each record once per file
+    version: the investigation redacts there. At most ``max_lines`` lines are read in all. Small
+    files come from a cache of parsed files, in time order; large ones are streamed in file order.
+    """
     read = 0
     for path in paths:
-        default_service = Path(path).stem
-        try:
-            handle = open(path, encoding="utf-8", errors="replace")
-        except OSError as exc:
-            raise SourceError(f"cannot read log file {path}: {exc.strerror or exc}") from exc
-        with handle:
-            for line in handle:
-                read += 1
-                if read > max_lines:
-                    return
-                record = parse_line(line, default_service)
-                if record is None or not (start <= record.ts <= end):
-                    continue
-                if services is not None and record.service not in services:
-                    continue
-                yield record
+        if read >= max_lines:
+            return
+        cached = _cached_file(Path(path), prepare, prepare_key)
+        if cached is not None and read + cached[1] <= max_lines:
+            records, lines = cached
+            read += lines
+            first = bisect.bisect_left(records, start, key=lambda r: r.ts)
+            for record in records[first:]:
+                if record.ts > end:
+                    break
+                if services is None or record.service in services:
+                    yield record
+            continue
+        for record in _parse_file(Path(path), prepare, limit=max_lines - read):
+            read += 1
+            if record is None or not (start <= record.ts <= end):
+                continue
+            if services is not None and record.service not in services:
+                continue
+            yield record
 
 
 class LokiClient:

@@ -9,6 +9,7 @@ within Prometheus's 5-minute lookback.
 from __future__ import annotations
 
 import os
+import threading
 
 import math
 import re
@@ -232,6 +233,7 @@ class _StoredSeries:
 # agent's tools read the same files again and again; a file that changes is parsed again.
 _PARSED: dict[tuple, list[_StoredSeries]] = {}
 _PARSED_MAX = 8
+_PARSING = threading.Lock()  # concurrent investigations wait for one parse rather than each doing it
 
 
 def _files_key(paths: list[Path]) -> tuple | None:
@@ -255,40 +257,44 @@ class EmbeddedBackend:
 
     def _load(self) -> list[_StoredSeries]:
         if self._series is None:
-            key = _files_key(self.paths)
-            if key is not None and key in _PARSED:
-                self._series = _PARSED[key]
-                return self._series
-            from prometheus_client.openmetrics.parser import text_fd_to_metric_families
-
-            collected: dict[tuple, tuple[list[float], list[float], dict[str, str]]] = {}
-            for path in self.paths:
-                try:
-                    with open(path, encoding="utf-8") as handle:
-                        for family in text_fd_to_metric_families(handle):
-                            for sample in family.samples:
-                                if sample.timestamp is None:
-                                    continue
-                                labels = {"__name__": sample.name, **sample.labels}
-                                key = tuple(sorted(labels.items()))
-                                ts_list, val_list, _ = collected.setdefault(key, ([], [], labels))
-                                stamp = sample.timestamp
-                                ts_list.append(float(getattr(stamp, "sec", stamp)) + getattr(stamp, "nsec", 0) / 1e9)
-                                val_list.append(float(sample.value))
-                except OSError as exc:
-                    raise SourceError(f"cannot read metrics file {path}: {exc.strerror or exc}") from exc
-                except ValueError as exc:
-                    raise SourceError(f"metrics file {path} is not valid OpenMetrics text: {exc}") from exc
-            stored = []
-            for ts_list, val_list, labels in collected.values():
-                order = np.argsort(np.asarray(ts_list), kind="stable")
-                stored.append(_StoredSeries(labels, np.asarray(ts_list)[order], np.asarray(val_list)[order]))
-            self._series = stored
-            if key is not None:
-                while len(_PARSED) >= _PARSED_MAX:
-                    _PARSED.pop(next(iter(_PARSED)))
-                _PARSED[key] = stored
+            files = _files_key(self.paths)
+            with _PARSING:
+                if files is not None and files in _PARSED:
+                    self._series = _PARSED[files]
+                    return self._series
+                self._series = self._parse()
+                if files is not None:
+                    while len(_PARSED) >= _PARSED_MAX:
+                        _PARSED.pop(next(iter(_PARSED)))
+                    _PARSED[files] = self._series
         return self._series
+
+    def _parse(self) -> list[_StoredSeries]:
+        from prometheus_client.openmetrics.parser import text_fd_to_metric_families
+
+        collected: dict[tuple, tuple[list[float], list[float], dict[str, str]]] = {}
+        for path in self.paths:
+            try:
+                with open(path, encoding="utf-8") as handle:
+                    for family in text_fd_to_metric_families(handle):
+                        for sample in family.samples:
+                            if sample.timestamp is None:
+                                continue
+                            labels = {"__name__": sample.name, **sample.labels}
+                            series_key = tuple(sorted(labels.items()))
+                            ts_list, val_list, _ = collected.setdefault(series_key, ([], [], labels))
+                            stamp = sample.timestamp
+                            ts_list.append(float(getattr(stamp, "sec", stamp)) + getattr(stamp, "nsec", 0) / 1e9)
+                            val_list.append(float(sample.value))
+            except OSError as exc:
+                raise SourceError(f"cannot read metrics file {path}: {exc.strerror or exc}") from exc
+            except ValueError as exc:
+                raise SourceError(f"metrics file {path} is not valid OpenMetrics text: {exc}") from exc
+        stored = []
+        for ts_list, val_list, labels in collected.values():
+            order = np.argsort(np.asarray(ts_list), kind="stable")
+            stored.append(_StoredSeries(labels, np.asarray(ts_list)[order], np.asarray(val_list)[order]))
+        return stored
 
     def _select(self, query: str) -> list[_StoredSeries]:
         matchers = parse_selector(query)

@@ -307,13 +307,17 @@ def say_turn(sleuth: Sleuth, client: WebClient, *, incident_id: int, channel: st
     thread_id = turn.thread_id
     thread = sleuth.store.thread(thread_id)
     already = set(thread.charts) if thread else set()
-    charts = [Path(p) for p in turn.charts or [] if Path(p).is_file() and Path(p).name not in already]
+    # The charts may still be drawing (in the chart worker): the diagnosis goes out first.
+    charts = [Path(p) for p in turn.charts or [] if Path(p).name not in already]
     text, blocks = B.diagnosis_message(turn.diagnosis, thread_id=thread_id, pending=turn.pending,
                                        decisions=turn.decisions, charts=len(charts))
     client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=text, blocks=blocks)
-    if charts:
-        upload_charts(sleuth, client, channel=channel, thread_ts=thread_ts, thread_id=thread_id, charts=charts)
     record_diagnosis(sleuth, client, incident_id=incident_id, diagnosis=turn.diagnosis)
+    if charts:
+        sleuth.agent.wait_for_charts(thread_id)
+        drawn = [p for p in charts if p.is_file()]
+        if drawn:
+            upload_charts(sleuth, client, channel=channel, thread_ts=thread_ts, thread_id=thread_id, charts=drawn)
 
 
 def upload_charts(sleuth: Sleuth, client: WebClient, *, channel: str, thread_ts: str, thread_id: str,

@@ -135,6 +135,21 @@ def known_services(config) -> set[str]:
     return names
 
 
+def chart_worker(stack: ExitStack):
+    """One worker process that draws charts: the drawing runs on another core, outside this
+    process's GIL, while the diagnosis is posted. Spawned (not forked: this process has threads)
+    and warmed, so the first incident does not wait for matplotlib's import."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from tools.charts import warm_up
+
+    pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+    stack.callback(pool.shutdown, wait=False, cancel_futures=True)
+    pool.submit(warm_up)
+    return pool
+
+
 def open_sleuth(config, defaults, stack: ExitStack, *, prefix: str = "sleuth_"):
     """The store, the agent (checkpointed in the same storage) and the Sleuth around them."""
     from bot.agent import Agent, open_checkpointer
@@ -145,7 +160,7 @@ def open_sleuth(config, defaults, stack: ExitStack, *, prefix: str = "sleuth_"):
     store = IncidentStore(config.storage, prefix=prefix)
     stack.callback(store.close)
     charts = Path(config.storage.sqlite).parent / "charts"
-    agent = Agent(config, checkpointer=saver, charts_dir=charts)
+    agent = Agent(config, checkpointer=saver, charts_dir=charts, chart_executor=chart_worker(stack))
     sleuth = Sleuth(config=config, store=store, agent=agent, defaults=defaults,
                     known_services=known_services(config))
     stack.callback(sleuth.close)
