@@ -147,6 +147,8 @@ def main() -> int:
             print(f"  throughput: {n / max(full.values()):.2f} diagnoses/s "
                   f"(median {statistics.median(full.values()):.2f} s each)")
         finally:
+            if os.environ.get("BENCH_KEEP_LOG"):
+                import shutil; shutil.copy(Path(tmp) / "serve.log", os.environ["BENCH_KEEP_LOG"])
             process.send_signal(signal.SIGTERM)
             try:
                 process.wait(timeout=20)

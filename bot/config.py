@@ -157,8 +157,9 @@ class SlackConfig(BaseModel):
                                  description="user ids (U...) or user-group ids (S...) who may approve besides the commander")
     timeline_reaction: str = Field("round_pushpin", description="a message given this reaction joins the timeline")
     command: str = Field("/diagnose", description="the slash command, as in manifest.yml")
-    max_investigations: int = Field(4, ge=1, le=64, description=(
-        "investigations run at once; more wait their turn (they are CPU-bound: about cores x 2)"))
+    max_investigations: int = Field(2, ge=1, le=64, description=(
+        "investigations run at once; more wait their turn (CPU-bound, and one process runs Python on one "
+        "core at a time: more than 2 only slows acks and first messages)"))
     takeover_after_s: float = Field(45.0, ge=5.0, le=3600.0, description=(
         "claimed work whose process stopped beating this long is taken over and replayed"))
 

@@ -244,6 +244,8 @@ class IncidentStore:
             raise ValueError(f"table prefix {prefix!r} must be letters, digits and underscores")
         self.prefix = prefix
         self.db = _Database(storage)
+        # Claims have their own connection: an ack never waits behind another thread's store work.
+        self.work_db = _Database(storage)
         for statement in _ddl(prefix, self.db.postgres):
             self.db.execute(statement)
         self.db.execute(f"DELETE FROM {prefix}work WHERE received_at < ?", (time.time() - CLAIM_TTL_S,))
@@ -254,6 +256,7 @@ class IncidentStore:
 
     def close(self) -> None:
         self.db.close()
+        self.work_db.close()
 
     def drop(self) -> None:
         """Remove this prefix's tables (tests)."""
@@ -268,7 +271,7 @@ class IncidentStore:
         owner stopped beating ``stale_after`` seconds ago. False for done work and for work a live
         owner is doing (Slack's retries while it runs)."""
         now = time.time()
-        count, _ = self.db.execute(
+        count, _ = self.work_db.execute(
             f"INSERT INTO {self.prefix}work (key, body, state, owner, attempts, received_at, heartbeat_at) "
             "VALUES (?, ?, 'claimed', ?, 1, ?, ?) ON CONFLICT DO NOTHING",
             (key, json.dumps(body or {}, separators=(",", ":")), owner, now, now))
@@ -277,28 +280,28 @@ class IncidentStore:
     def take_over(self, key: str, *, owner: str, stale_after: float = STALE_AFTER_S) -> bool:
         """Claim unfinished work whose owner stopped beating; exactly one contender wins."""
         now = time.time()
-        count, _ = self.db.execute(
+        count, _ = self.work_db.execute(
             f"UPDATE {self.prefix}work SET owner = ?, heartbeat_at = ?, attempts = attempts + 1 "
             "WHERE key = ? AND state = 'claimed' AND heartbeat_at < ?", (owner, now, key, now - stale_after))
         return count == 1
 
     def heartbeat(self, owner: str) -> int:
         """Keep every unfinished claim of ``owner`` fresh; the number of claims it holds."""
-        count, _ = self.db.execute(f"UPDATE {self.prefix}work SET heartbeat_at = ? WHERE owner = ? AND state = 'claimed'",
+        count, _ = self.work_db.execute(f"UPDATE {self.prefix}work SET heartbeat_at = ? WHERE owner = ? AND state = 'claimed'",
                                    (time.time(), owner))
         return count
 
     def finish_work(self, key: str) -> None:
         """The work is over (done, or failed with the user told): never run again; the body is dropped."""
-        self.db.execute(f"UPDATE {self.prefix}work SET state = 'done', done_at = ?, body = '{{}}' WHERE key = ?",
+        self.work_db.execute(f"UPDATE {self.prefix}work SET state = 'done', done_at = ?, body = '{{}}' WHERE key = ?",
                         (time.time(), key))
 
     def give_up_work(self, key: str) -> None:
-        self.db.execute(f"UPDATE {self.prefix}work SET state = 'abandoned', done_at = ?, body = '{{}}' WHERE key = ?",
+        self.work_db.execute(f"UPDATE {self.prefix}work SET state = 'abandoned', done_at = ?, body = '{{}}' WHERE key = ?",
                         (time.time(), key))
 
     def work_state(self, key: str) -> str | None:
-        _, rows = self.db.execute(f"SELECT state FROM {self.prefix}work WHERE key = ?", (key,))
+        _, rows = self.work_db.execute(f"SELECT state FROM {self.prefix}work WHERE key = ?", (key,))
         return rows[0]["state"] if rows else None
 
     def stale_work(self, *, stale_after: float = STALE_AFTER_S, newer_than_s: float = 3600.0,
@@ -306,7 +309,7 @@ class IncidentStore:
         """Unfinished work whose owner stopped beating, oldest first; work older than ``newer_than_s``
         is left to lie (an hour-old /diagnose answered now would mislead)."""
         now = time.time()
-        _, rows = self.db.execute(
+        _, rows = self.work_db.execute(
             f"SELECT key, body, attempts, received_at FROM {self.prefix}work WHERE state = 'claimed' "
             "AND heartbeat_at < ? AND received_at >= ? ORDER BY received_at LIMIT ?",
             (now - stale_after, now - newer_than_s, limit))
