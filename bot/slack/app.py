@@ -107,6 +107,17 @@ def _tell(kwargs: dict[str, Any], text: str) -> None:
         ephemeral(client, channel=channel, user=user, text=text, thread_ts=event.get("thread_ts"))
 
 
+class _UnusedTokenNotice(logging.Filter):
+    """Bolt reads SLACK_BOT_TOKEN itself and warns that it goes unused beside our client (the
+    client holds that same token, with retries and the API URL): a warning about nothing."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "will be unused" not in record.getMessage()
+
+
+logging.getLogger("slack_bolt.App").addFilter(_UnusedTokenNotice())
+
+
 def build_app(sleuth: Sleuth, *, client: WebClient, signing_secret: str | None = None,
               token_verification: bool = True, workers: int = 32) -> App:
     """The Bolt app over ``sleuth``. ``signing_secret`` is needed in HTTP mode only."""
