@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 INGEST_GOAL_100K_S = 300.0
 P50_GOAL_MS = 30.0
 P99_GOAL_MS = 100.0
-DIM = 2048  # the offline embedding's dimension (--dim)
+DIM = 1024  # the offline embedding's dimension (--dim): the default of a new memory
 
 CATEGORY_WORDS = {
     "code_change": "release regression deploy rollout build exception nullpointer version bug serializer",

@@ -41,7 +41,7 @@ def _guard(work: Callable[[], Any]) -> Any:
 
 def _memory(config_path: Optional[Path], memory: Optional[Path], chroma_host: Optional[str],
             chroma_port: Optional[int], chroma_ssl: bool, embedding: str, embedding_url: Optional[str],
-            embedding_model: Optional[str], embedding_key_env: Optional[str], dim: int):
+            embedding_model: Optional[str], embedding_key_env: Optional[str], dim: Optional[int]):
     from index.embeddings import EmbeddingConfig
     from index.store import ChromaServerConfig, Memory, MemoryConfig
 
@@ -84,7 +84,8 @@ _emb_opt = typer.Option("hashed", "--embedding", help="hashed (offline default),
 _emb_url_opt = typer.Option(None, "--embedding-url", help="openai: base URL, e.g. http://127.0.0.1:11434/v1")
 _emb_model_opt = typer.Option(None, "--embedding-model", help="openai: model name")
 _emb_key_opt = typer.Option("OPENAI_API_KEY", "--embedding-key-env", help="openai: NAME of the env var with the key")
-_dim_opt = typer.Option(2048, "--dim", help="hashed: vector dimension")
+_dim_opt = typer.Option(None, "--dim", help="hashed: vector dimension (unset: 1024 for a new memory, an "
+                        "existing memory's own)")
 
 
 @index_app.command()
@@ -100,7 +101,7 @@ def add(
     embedding_url: Optional[str] = _emb_url_opt,
     embedding_model: Optional[str] = _emb_model_opt,
     embedding_key_env: Optional[str] = _emb_key_opt,
-    dim: int = _dim_opt,
+    dim: Optional[int] = _dim_opt,
     config: Optional[Path] = _config_opt,
 ) -> None:
     """Add postmortems (or --runbooks) to the memory; the same document twice is one record."""
@@ -163,7 +164,7 @@ def search(
     embedding_url: Optional[str] = _emb_url_opt,
     embedding_model: Optional[str] = _emb_model_opt,
     embedding_key_env: Optional[str] = _emb_key_opt,
-    dim: int = _dim_opt,
+    dim: Optional[int] = _dim_opt,
     config: Optional[Path] = _config_opt,
 ) -> None:
     """Find similar past incidents; suggest a root-cause category and the fixes that worked."""
@@ -216,7 +217,7 @@ def rebuild(
     embedding_url: Optional[str] = _emb_url_opt,
     embedding_model: Optional[str] = _emb_model_opt,
     embedding_key_env: Optional[str] = _emb_key_opt,
-    dim: int = _dim_opt,
+    dim: Optional[int] = _dim_opt,
     config: Optional[Path] = _config_opt,
 ) -> None:
     """Re-embed everything with the configured embedding function (after changing it)."""
@@ -238,7 +239,7 @@ def rebuild(
 def eval_(
     paths: list[Path] = typer.Argument(..., help="a labelled corpus: files or folders (.md, .json, .jsonl)"),
     as_json: bool = typer.Option(False, "--json", help="print the figures as JSON"),
-    dim: int = _dim_opt,
+    dim: Optional[int] = _dim_opt,
 ) -> None:
     """Leave-one-out quality on a labelled corpus: early category suggestion and related-incident precision@5."""
 

@@ -2,7 +2,7 @@
 
 - ``index.records``: ``IncidentRecord`` / ``RunbookRecord`` and the parsers (Markdown with front
   matter, JSON, JSON lines, the labelled public-cloud corpus).
-- ``index.embeddings``: registered Chroma embedding functions (offline hashed n-grams, 2048 dims, by default,
+- ``index.embeddings``: registered Chroma embedding functions (offline hashed n-grams, 1024 dims, by default,
   any OpenAI-compatible endpoint, local-only ONNX MiniLM) and ``EmbeddingConfig``.
 - ``index.store``: ``Memory`` (``add_records``, ``add_incident``, ``find_similar_incidents``,
   ``suggest``, ``add_runbooks``, ``find_runbooks``, ``rebuild``) and ``MemoryConfig``.

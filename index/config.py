@@ -20,7 +20,8 @@ class EmbeddingConfig(BaseModel):
     model_config = {"extra": "forbid"}
 
     kind: Literal["hashed", "openai", "onnx-minilm"] = "hashed"
-    dim: int = Field(2048, ge=16, le=65536, description="hashed: vector dimension")
+    dim: int | None = Field(None, ge=16, le=65536, description=(
+        "hashed: vector dimension; unset, a new memory gets 1024 and an existing one keeps its own"))
     base_url: str | None = Field(None, description="openai: e.g. http://127.0.0.1:11434/v1")
     model: str | None = Field(None, description="openai: the embedding model name")
     api_key_env: str | None = Field("OPENAI_API_KEY", description="openai: NAME of the env var holding the key")

@@ -1,7 +1,7 @@
 """Embedding functions registered with Chroma, so a collection reopens with the function that built it.
 
 - :class:`HashedNgramEmbedding` (``sleuth-hashed-ngrams``): the offline default (scheme
-  ``sleuth-hash-v1``, 2048 dimensions). Hashed word unigrams and bigrams without stop words plus
+  ``sleuth-hash-v1``, 1024 dimensions by default). Hashed word unigrams and bigrams without stop words plus
   character 3-5-grams inside words, signed crc32 hashing, sublinear term frequency, each half
   L2-normalised. Deterministic (CRC32, not Python's salted hash); needs nothing but numpy.
 - :class:`OpenAICompatibleEmbedding` (``sleuth-openai-compatible``): any ``/v1/embeddings``
@@ -56,7 +56,10 @@ with within without would yet you your yours yourself yourselves
 _WORD = re.compile(r"[a-z0-9][a-z0-9_\-\.]*[a-z0-9]|[a-z0-9]")
 
 HASH_SCHEME = "sleuth-hash-v1"
-DEFAULT_DIM = 2048
+# 1024: half the 2048 of the research report (benchmarks/memory_research/REPORT.md) for 0.02-0.03
+# less quality on the Azure split and a 100k ingest in about 230 s instead of about 300-390 s on 2
+# cores. A memory keeps the dimension it was built with unless `dim` is set (Memory.collection).
+DEFAULT_DIM = 1024
 
 
 def words(text: str) -> list[str]:
@@ -347,7 +350,7 @@ class LocalMiniLMEmbedding(EmbeddingFunction[Documents]):
 def make_embedding(config: EmbeddingConfig | None = None) -> EmbeddingFunction:
     config = config or EmbeddingConfig()
     if config.kind == "hashed":
-        return HashedNgramEmbedding(dim=config.dim)
+        return HashedNgramEmbedding(dim=config.dim or DEFAULT_DIM)
     if config.kind == "openai":
         if not config.base_url or not config.model:
             raise EmbeddingError("the openai embedding needs base_url and model (e.g. http://127.0.0.1:11434/v1 and "

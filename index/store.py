@@ -365,7 +365,11 @@ class Memory:
 
     def __init__(self, config: MemoryConfig | None = None, *, client: Any = None, embedding: Any = None) -> None:
         self.config = config or MemoryConfig()
-        self.embedding = embedding if embedding is not None else make_embedding(self.config.embedding)
+        self._embedding = embedding if embedding is not None else make_embedding(self.config.embedding)
+        self._explicit_embedding = embedding is not None
+        # An unset hashed dimension is settled by what the memory already holds, on first use.
+        self._settled = self._explicit_embedding or self.config.embedding.kind != "hashed" or \
+            self.config.embedding.dim is not None
         self._collections: dict[str, Any] = {}
         self._heads_cache: tuple[dict[str, learn.CategoryHead], float, str | None] | None = None
         self._last_search: tuple[tuple[str, ...], np.ndarray] | None = None  # (result ids, query embedding)
@@ -437,6 +441,36 @@ class Memory:
             return False
         norm = lambda c: json.dumps(c or {}, sort_keys=True)  # noqa: E731
         return norm(stored.get("config")) == norm(self.embedding.get_config())
+
+    def _adopt(self, stored: dict[str, Any]) -> bool:
+        """A hashed embedding whose dimension was left unset takes the dimension the memory was built
+        with (the default changed from 2048 to 1024: older memories keep working without a rebuild)."""
+        wanted = self.config.embedding
+        if self._explicit_embedding or wanted.kind != "hashed" or wanted.dim is not None:
+            return False
+        if stored.get("type") != "known" or stored.get("name") != self._embedding.name():
+            return False
+        config = dict(stored.get("config") or {})
+        mine = dict(self._embedding.get_config())
+        if {k: v for k, v in config.items() if k != "dim"} != {k: v for k, v in mine.items() if k != "dim"}:
+            return False
+        self._embedding = HashedNgramEmbedding.build_from_config(config)
+        return True
+
+    @property
+    def embedding(self) -> Any:
+        """The embedding function; an unset hashed dimension first takes the one the memory's
+        collections were built with (2048 before the default became 1024)."""
+        if not self._settled:
+            self._settled = True
+            try:
+                existing = self.client.list_collections()
+            except Exception:  # noqa: BLE001 - an unreachable store says so on the next real call
+                existing = []
+            for col in existing:
+                if not isinstance(col, str) and self._adopt((col.configuration_json or {}).get("embedding_function") or {}):
+                    break
+        return self._embedding
 
     def _mismatch(self, name: str, stored: dict[str, Any] | None) -> EmbeddingMismatch:
         built = "another embedding function"

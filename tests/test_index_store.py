@@ -339,14 +339,29 @@ def test_embedding_mismatch_is_a_clear_error_and_rebuild_fixes_it(tmp_path, memo
     other = memory_at(path, dim=512)
     with pytest.raises(EmbeddingMismatch, match=r"run `sleuth index rebuild`") as info:
         other.find_similar_incidents("Xid 79")
-    assert "dim\": 2048" in str(info.value) and "dim\": 512" in str(info.value)
+    assert "dim\": 1024" in str(info.value) and "dim\": 512" in str(info.value)
     remote = Memory(MemoryConfig(path=path), embedding=OpenAICompatibleEmbedding("http://127.0.0.1:9/v1", "m"))
     with pytest.raises(EmbeddingMismatch, match="sleuth index rebuild"):
         remote.count()
     assert other.rebuild() == {"incidents": 8}
     assert memory_at(path, dim=512).find_similar_incidents("Xid 79 GPU", k=1)[0].id == "INC-101"
     with pytest.raises(EmbeddingMismatch):
-        memory_at(path).count()  # now the 2048-dim function is the stranger
+        memory_at(path, dim=1024).count()  # now the 1024-dim function is the stranger
+
+
+def test_an_older_memory_keeps_its_dimension_when_none_is_configured(tmp_path, corpus):
+    path = tmp_path / "old"
+    memory_at(path, dim=2048).add_records(corpus)  # built before the default became 1024
+    reopened = memory_at(path)
+    assert reopened.find_similar_incidents("Xid 79 GPU", k=1)[0].id == "INC-101"
+    assert reopened.embedding.get_config()["dim"] == 2048
+    books, _ = collect([RUNBOOKS], runbooks=True)
+    fresh = memory_at(path)
+    fresh.add_runbooks(books)  # a new collection of that memory is built the same way
+    assert memory_at(path, dim=2048).find_runbooks("GPU Xid 79", k=1)[0].id == "gpu-xid-ecc"
+    with pytest.raises(EmbeddingMismatch, match="sleuth index rebuild"):
+        memory_at(path, dim=1024).count()  # a dimension given explicitly is held to
+    assert memory_at(tmp_path / "new").embedding.get_config()["dim"] == 1024
 
 
 def test_runbooks_collection(tmp_path, memory):
@@ -366,7 +381,7 @@ def test_offline_embedding_is_deterministic_and_normalised():
     texts = ["GPU Xid 79 on gpu-node-7", "", "checkout 500s"]
     va, vb = a(texts), b(texts)
     for x, y in zip(va, vb):
-        assert x.shape == (2048,) and (x == y).all()
+        assert x.shape == (1024,) and (x == y).all()
         assert abs(float((x * x).sum()) - 1.0) < 1e-5
     near, far = a(["GPU Xid 79 fell off the bus"])[0], a(["checkout payments flag"])[0]
     assert float(va[0] @ near) > float(va[0] @ far)
