@@ -283,6 +283,11 @@ class Redactor:
                 lambda m: m.group()[: m.start("value") - m.start()] + _mark("custom") + m.group()[m.end("value") - m.start():])
             rules.append(_Rule("custom", regex, (), replace))
         self._rules = tuple(rules)
+        # One pass over the line for every rule's triggers: most lines carry none and leave at once.
+        # (A rule without triggers, a custom pattern, must always run: no prefilter then.)
+        everything = sorted({t for rule in rules for t in rule.triggers}, key=len, reverse=True)
+        self._any_trigger = re.compile("|".join(map(re.escape, everything))) \
+            if everything and all(rule.triggers for rule in rules) else None
         self.counts: Counter[str] = Counter()
 
     @property
@@ -291,10 +296,17 @@ class Redactor:
         return sum(self.counts.values())
 
     def redact(self, text: str) -> str:
+        if not text or not self._may_hold_secret(text):
+            return text  # the common case allocates nothing (log mining redacts every line)
         return self.redact_with_count(text)[0]
+
+    def _may_hold_secret(self, text: str) -> bool:
+        return self._any_trigger is None or self._any_trigger.search(text.lower()) is not None
 
     def redact_with_count(self, text: str) -> tuple[str, dict[str, int]]:
         """The text with secrets replaced, and how many of each kind were replaced."""
+        if not text or not self._may_hold_secret(text):
+            return text, {}
         tally: Counter[str] = Counter()
         text = self._redact(text, tally)
         self.counts.update(tally)
