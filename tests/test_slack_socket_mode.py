@@ -33,6 +33,13 @@ def _serve(tmp_path: Path, web: SlackWebStandIn, *args: str, **env: str) -> subp
                             env=environment, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
 
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
 def _stop(process: subprocess.Popen, tmp_path: Path) -> str:
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
@@ -135,6 +142,7 @@ def test_work_a_killed_process_left_is_replayed_once_by_the_next(tmp_path):
                                    event_id="Ev0KILLED1")
             assert sender.event(event).status == 200
             web.wait_for(lambda: web.calls_to("conversations.history"), what="the stalled history read")
+            workers = _children(first.pid)
             first.kill()
             first.wait(timeout=10)
 
@@ -159,6 +167,11 @@ def test_work_a_killed_process_left_is_replayed_once_by_the_next(tmp_path):
             if first.poll() is None:
                 first.kill()
         assert "replaying command:" in log, log[-3000:]
+        assert workers, "the chart worker process was running"
+        deadline = time.monotonic() + 15
+        while any(Path(f"/proc/{pid}").exists() for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not any(Path(f"/proc/{pid}").exists() for pid in workers), "the killed process's chart worker exits"
 
 
 @pytest.mark.parametrize("env, args, says", [

@@ -121,6 +121,21 @@ def render_charts(specs: list[ChartSpec], folder: Path) -> list[Path]:
     return written
 
 
+def worker_init(parent_pid: int) -> None:
+    """In a chart worker process: exit when the process that started it is gone (killed, even with
+    SIGKILL, which leaves a pool's workers waiting on their queue forever)."""
+    import os
+    import threading
+    import time
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(2.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def warm_up() -> bool:
     """Import the drawing stack (a worker process calls this once, before the first incident)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: F401

@@ -156,7 +156,12 @@ class _Database:
         self._sqlite_path = Path(storage.sqlite)
         self._conn: Any = None
         self._in_transaction = False
+        self._tx_thread: int | None = None
         self._connect()
+
+    def in_transaction_here(self) -> bool:
+        """True in the thread running a transaction on this connection (its reads must see its writes)."""
+        return self._tx_thread == threading.get_ident()
 
     def _connect(self) -> None:
         if self.postgres:
@@ -211,6 +216,7 @@ class _Database:
                 yield
                 return
             self._in_transaction = True
+            self._tx_thread = threading.get_ident()
             try:
                 if self.postgres:
                     with self._conn.transaction():
@@ -225,6 +231,7 @@ class _Database:
                     self._conn.execute("COMMIT")
             finally:
                 self._in_transaction = False
+                self._tx_thread = None
 
     def close(self) -> None:
         with self._lock:
@@ -246,6 +253,9 @@ class IncidentStore:
         self.db = _Database(storage)
         # Claims have their own connection: an ack never waits behind another thread's store work.
         self.work_db = _Database(storage)
+        # So do reads: a lookup (the first thing /diagnose does) never queues behind a write that
+        # waits for SQLite's write lock (WAL lets a reader proceed beside a writer).
+        self.read_db = _Database(storage)
         for statement in _ddl(prefix, self.db.postgres):
             self.db.execute(statement)
         self.db.execute(f"DELETE FROM {prefix}work WHERE received_at < ?", (time.time() - CLAIM_TTL_S,))
@@ -257,6 +267,11 @@ class IncidentStore:
     def close(self) -> None:
         self.db.close()
         self.work_db.close()
+        self.read_db.close()
+
+    def _read(self, sql: str, params: tuple = ()) -> list[dict[str, Any]]:
+        db = self.db if self.db.in_transaction_here() else self.read_db
+        return db.execute(sql, params)[1]
 
     def drop(self) -> None:
         """Remove this prefix's tables (tests)."""
@@ -326,26 +341,26 @@ class IncidentStore:
         return Incident(**data)
 
     def active_incident(self, *, team: str, channel: str) -> Incident | None:
-        _, rows = self.db.execute(
+        rows = self._read(
             f"SELECT * FROM {self.prefix}incidents WHERE team = ? AND channel = ? AND status <> 'resolved'",
             (team, channel))
         return self._incident(rows[0]) if rows else None
 
     def latest_incident(self, *, team: str, channel: str) -> Incident | None:
         """The channel's active incident, or else its most recently resolved one."""
-        _, rows = self.db.execute(
+        rows = self._read(
             f"SELECT * FROM {self.prefix}incidents WHERE team = ? AND channel = ? "
             f"ORDER BY (status <> 'resolved') DESC, opened_at DESC LIMIT 1", (team, channel))
         return self._incident(rows[0]) if rows else None
 
     def get(self, incident_id: int) -> Incident | None:
-        _, rows = self.db.execute(f"SELECT * FROM {self.prefix}incidents WHERE id = ?", (incident_id,))
+        rows = self._read(f"SELECT * FROM {self.prefix}incidents WHERE id = ?", (incident_id,))
         return self._incident(rows[0]) if rows else None
 
     def active_incidents(self, *, team: str | None = None) -> list[Incident]:
         """Every unresolved incident (of one team), most severe first, then oldest first."""
         where, params = ("AND team = ?", (team,)) if team else ("", ())
-        _, rows = self.db.execute(
+        rows = self._read(
             f"SELECT * FROM {self.prefix}incidents WHERE status <> 'resolved' {where}", params)
         found = [self._incident(r) for r in rows]
         return sorted(found, key=lambda i: (i.severity or 99, i.opened_at, i.id))
@@ -429,7 +444,7 @@ class IncidentStore:
         return count > 0
 
     def timeline(self, incident_id: int) -> list[TimelineEntry]:
-        _, rows = self.db.execute(
+        rows = self._read(
             f"SELECT id, incident_id, at, kind, text, author, permalink, key, via FROM {self.prefix}timeline "
             f"WHERE incident_id = ? ORDER BY at, id", (incident_id,))
         return [TimelineEntry(**{**r, "id": int(r["id"]), "incident_id": int(r["incident_id"])}) for r in rows]
@@ -444,7 +459,7 @@ class IncidentStore:
             (thread_id, team, channel, thread_ts, incident_id, time.time()))
 
     def thread(self, thread_id: str) -> ConversationThread | None:
-        _, rows = self.db.execute(f"SELECT * FROM {self.prefix}threads WHERE thread_id = ?", (thread_id,))
+        rows = self._read(f"SELECT * FROM {self.prefix}threads WHERE thread_id = ?", (thread_id,))
         if not rows:
             return None
         row = dict(rows[0])

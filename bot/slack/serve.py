@@ -143,9 +143,10 @@ def chart_worker(stack: ExitStack):
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    from tools.charts import warm_up
+    from tools.charts import warm_up, worker_init
 
-    pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+    pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=worker_init, initargs=(os.getpid(),))
     stack.callback(pool.shutdown, wait=False, cancel_futures=True)
     pool.submit(warm_up)
     return pool
