@@ -228,11 +228,11 @@ class SlackWebStandIn(StandIn):
         with self._cond:
             self._throttles.setdefault(method, []).extend([retry_after] * times)
 
-    def stall(self, method: str, seconds: float, times: int = 1) -> None:
+    def stall(self, method: str, seconds: float, times: int = 1, *, drop: bool = False) -> None:
         """The next ``times`` calls of ``method`` are recorded, then answered only after ``seconds``
-        (a Slack that hangs: the caller is stuck mid-work)."""
+        (a Slack that hangs: the caller is stuck mid-work); ``drop``: and then not carried out."""
         with self._cond:
-            self._stalls.setdefault(method, []).extend([seconds] * times)
+            self._stalls.setdefault(method, []).extend([(seconds, drop)] * times)
 
     def next_ts(self) -> str:
         return f"{1773150000 + next(self._clock)}.{next(self._clock):06d}"
@@ -299,10 +299,12 @@ class SlackWebStandIn(StandIn):
             queued = self._throttles.get(method)
             retry_after = queued.pop(0) if queued else None
             stalls = self._stalls.get(method)
-            stall = stalls.pop(0) if stalls else 0.0
+            stall, drop = stalls.pop(0) if stalls else (0.0, False)
             self._cond.notify_all()
         if stall:
             time.sleep(stall)
+            if drop:
+                return Reply.json(200, {"ok": False, "error": "request_timeout"})
         if retry_after is not None:
             return Reply.json(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": retry_after})
         expected = self.app_token if method == "apps.connections.open" else self.bot_token

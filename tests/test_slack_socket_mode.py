@@ -116,8 +116,9 @@ def test_http_mode_serves_signed_requests_only(tmp_path):
 
 
 def test_work_a_killed_process_left_is_replayed_once_by_the_next(tmp_path):
-    """/diagnose is claimed, then the process dies (SIGKILL) while Slack hangs on its first post.
-    The next process takes the claim over once it stops beating and runs the diagnosis. An event
+    """/diagnose is claimed, then the process dies (SIGKILL) while Slack hangs on an edit of its
+    plan. The next process takes the claim over once it stops beating, marks the old plan message
+    as interrupted and runs the diagnosis again, once. An event
     the dead process had claimed is done once too, whether the replay or Slack's redelivery
     (which may arrive before or after the claim goes stale) gets to it first."""
     (tmp_path / "sleuth.yml").write_text("slack:\n  takeover_after_s: 5\n")
@@ -132,9 +133,13 @@ def test_work_a_killed_process_left_is_replayed_once_by_the_next(tmp_path):
             sender = SignedSender(url, "s3cr3t")
             assert sender.command(slash_command("start Search is slow sev2", channel="C2", user=BOB)).status == 200
             web.wait_for(lambda: any(m.pinned for m in web.bot_messages("C2")), what="C2's pinned timeline")
-            web.stall("chat.postMessage", 20)  # the plan's post hangs: the work is claimed, not done
+            # The plan is posted, then its first edit hangs: the investigation ends, but the work
+            # waits for that edit, claimed and not done, when the process is killed.
+            web.stall("chat.update", 20, drop=True)
             assert sender.command(slash_command("checkout is returning 500s", channel="C1", user=ALICE)).status == 200
-            web.wait_for(lambda: web.calls_to("chat.postMessage"), what="the stalled plan post")
+            old_plan = web.wait_for(lambda: next((m for m in web.bot_messages("C1")
+                                                  if m.text.startswith("Investigating")), None), what="the plan")
+            web.wait_for(lambda: web.calls_to("chat.update"), what="the stalled plan edit")
             flagged = web.human_message("C2", BOB, "paged the search team")
             web.stall("conversations.history", 20)
             event = event_callback({"type": "reaction_added", "user": ALICE, "reaction": "round_pushpin",
@@ -161,6 +166,9 @@ def test_work_a_killed_process_left_is_replayed_once_by_the_next(tmp_path):
             time.sleep(1.0)
             assert json.dumps(timeline.blocks).count("paged the search team") == 1
             assert len([m for m in web.bot_messages("C1") if m.text.startswith("Diagnosis")]) == 1
+            assert web.message("C1", old_plan.ts).text.startswith(":warning: Sleuth stopped"), \
+                "the dead process's plan message says the work was started again"
+            assert next(m for m in web.bot_messages("C1") if m.text.startswith("Diagnosis")).thread_ts != old_plan.ts
             assert len([m for m in web.bot_messages() if m.pinned]) == 2
         finally:
             log = _stop(second, tmp_path) if second is not None else ""

@@ -179,9 +179,12 @@ def build_app(sleuth: Sleuth, *, client: WebClient, signing_secret: str | None =
         return None
 
     def run_command(client: WebClient, command: Command, *, team: str, channel: str, user: str,
-                    reply_to: str | None = None) -> None:
+                    reply_to: str | None = None, work: str | None = None) -> None:
         if command.name == "diagnose":
-            flows.diagnose(sleuth, client, team=team, channel=channel, user=user, command=command, reply_to=reply_to)
+            # The plan's ts goes with the claimed work: a process taking it over marks that message.
+            noted = (lambda at, ts: store.note_work(work, {"plan": [at, ts]})) if work else None
+            flows.diagnose(sleuth, client, team=team, channel=channel, user=user, command=command, reply_to=reply_to,
+                           on_plan=noted)
         elif command.name == "start":
             flows.start(sleuth, client, team=team, channel=channel, user=user, command=command)
         elif command.name in ("sev", "commander", "status"):
@@ -220,7 +223,7 @@ def build_app(sleuth: Sleuth, *, client: WebClient, signing_secret: str | None =
             return  # the ack said so
         if quick_answer(command, team=team, channel=channel) is not None:
             return
-        run_command(client, command, team=team, channel=channel, user=user)
+        run_command(client, command, team=team, channel=channel, user=user, work=work_key(body))
 
     app.command(name)(ack=command_ack, lazy=[command_work])
 
@@ -251,7 +254,8 @@ def build_app(sleuth: Sleuth, *, client: WebClient, signing_secret: str | None =
         elif answer is not None:
             ephemeral(client, channel=channel, user=user, text=answer[0], blocks=answer[1], thread_ts=thread_ts)
         else:
-            run_command(client, command, team=team, channel=channel, user=user, reply_to=reply_to)
+            run_command(client, command, team=team, channel=channel, user=user, reply_to=reply_to,
+                        work=work_key(body))
 
     app.event("app_mention")(ack=ack_only, lazy=[mention_work])
 
@@ -432,6 +436,9 @@ class WorkKeeper:
             if not store.take_over(work.key, owner=self.sleuth.owner, stale_after=self.stale_after):
                 continue  # another process took it first
             log.warning("replaying %s: the process that claimed it stopped before finishing", work.key)
+            plan = work.note.get("plan")
+            if isinstance(plan, list) and len(plan) == 2:
+                flows.mark_interrupted(self.app.client, channel=str(plan[0]), ts=str(plan[1]))
             self.app.dispatch(BoltRequest(body=work.body, mode="socket_mode", context={REPLAYED: True}))
             replayed.append(work.key)
         return replayed

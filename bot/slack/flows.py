@@ -203,9 +203,10 @@ class PlanMessage:
 
 
 def diagnose(sleuth: Sleuth, client: WebClient, *, team: str, channel: str, user: str, command: Command,
-             reply_to: str | None = None) -> None:
+             reply_to: str | None = None, on_plan: Callable[[str, str], None] | None = None) -> None:
     """``/diagnose [service] [window] [text]``: open the incident if needed, post the plan, run the
-    agent, then post the diagnosis, the charts and the mitigations into the thread."""
+    agent, then post the diagnosis, the charts and the mitigations into the thread. ``on_plan``
+    hears (channel, ts) of the plan message once it is posted."""
     from bot.investigate import RequestError, parse_at
 
     store = sleuth.store
@@ -227,6 +228,8 @@ def diagnose(sleuth: Sleuth, client: WebClient, *, team: str, channel: str, user
     plan = PlanMessage(sleuth, client, channel=channel, symptom=symptom, service=service, window=window,
                        incident_title=title, opened=existing is None, requested_by=user, reply_to=reply_to)
     root = plan.post()
+    if on_plan is not None:
+        on_plan(channel, root)
     incident, opened = store.open_incident(team=team, channel=channel, title=title, opened_by=user, service=service)
     plan.args.update(incident_title=incident.title, opened=opened)
     thread_ts = reply_to or root
@@ -246,6 +249,18 @@ def diagnose(sleuth: Sleuth, client: WebClient, *, team: str, channel: str, user
         raise
     plan.finish(outcome_of(turn), (turn.diagnosis or {}).get("sources"))
     say_turn(sleuth, client, incident_id=incident.id, channel=channel, thread_ts=thread_ts, user=user, turn=turn)
+
+
+INTERRUPTED = (":warning: Sleuth stopped (a restart or a crash) before this investigation finished; "
+               "it has been started again and reports in a new message.")
+
+
+def mark_interrupted(client: WebClient, *, channel: str, ts: str) -> None:
+    """Say on a plan message whose process died that the work was started again."""
+    try:
+        client.chat_update(channel=channel, ts=ts, text=INTERRUPTED, blocks=B.sections(INTERRUPTED))
+    except SlackApiError as exc:
+        log.warning("could not mark the interrupted plan message: %s", exc.response.get("error"))
 
 
 def outcome_of(turn: Any) -> str:

@@ -131,7 +131,7 @@ def _ddl(prefix: str, postgres: bool) -> list[str]:
         f"""CREATE TABLE IF NOT EXISTS {p}work (
             key TEXT PRIMARY KEY, body TEXT NOT NULL, state TEXT NOT NULL, owner TEXT NOT NULL,
             attempts INTEGER NOT NULL, received_at {real} NOT NULL, heartbeat_at {real} NOT NULL,
-            done_at {real})""",
+            done_at {real}, note TEXT NOT NULL DEFAULT '{{}}')""",
         f"CREATE INDEX IF NOT EXISTS {p}work_by_state ON {p}work (state, heartbeat_at)",
     ]
 
@@ -144,6 +144,7 @@ class Work:
     body: dict[str, Any]
     attempts: int
     received_at: float
+    note: dict[str, Any] = field(default_factory=dict)  # what the dead owner left: e.g. its plan message
 
 
 class _Database:
@@ -311,6 +312,11 @@ class IncidentStore:
         self.work_db.execute(f"UPDATE {self.prefix}work SET state = 'done', done_at = ?, body = '{{}}' WHERE key = ?",
                         (time.time(), key))
 
+    def note_work(self, key: str, note: dict[str, Any]) -> None:
+        """Remember something about unfinished work for whoever takes it over (its plan message)."""
+        self.work_db.execute(f"UPDATE {self.prefix}work SET note = ? WHERE key = ? AND state = 'claimed'",
+                             (json.dumps(note, separators=(",", ":")), key))
+
     def give_up_work(self, key: str) -> None:
         self.work_db.execute(f"UPDATE {self.prefix}work SET state = 'abandoned', done_at = ?, body = '{{}}' WHERE key = ?",
                         (time.time(), key))
@@ -325,11 +331,11 @@ class IncidentStore:
         is left to lie (an hour-old /diagnose answered now would mislead)."""
         now = time.time()
         _, rows = self.work_db.execute(
-            f"SELECT key, body, attempts, received_at FROM {self.prefix}work WHERE state = 'claimed' "
+            f"SELECT key, body, attempts, received_at, note FROM {self.prefix}work WHERE state = 'claimed' "
             "AND heartbeat_at < ? AND received_at >= ? ORDER BY received_at LIMIT ?",
             (now - stale_after, now - newer_than_s, limit))
-        return [Work(r["key"], json.loads(r["body"] or "{}"), int(r["attempts"]), float(r["received_at"]))
-                for r in rows]
+        return [Work(r["key"], json.loads(r["body"] or "{}"), int(r["attempts"]), float(r["received_at"]),
+                     json.loads(r["note"] or "{}")) for r in rows]
 
     # --- incidents ------------------------------------------------------------------------------
 
