@@ -463,18 +463,17 @@ class Agent:
             folder = folder / re.sub(r"[^A-Za-z0-9_.-]+", "_", thread_id)
         specs = chart_specs(result.diagnosis, result.observations)
         try:
-            if self.chart_executor is None or not specs:
-                return [str(p) for p in render_charts(specs, folder)]
-            folder.mkdir(parents=True, exist_ok=True)
+            if self.chart_executor is not None and specs:
+                folder.mkdir(parents=True, exist_ok=True)
+                try:
+                    self._chart_jobs[thread_id] = self.chart_executor.submit(render_charts, specs, folder)
+                    return [str(folder / spec.filename) for spec in specs]
+                except RuntimeError as exc:  # the executor is shutting down or broken: draw here instead
+                    log.warning("chart worker unavailable (%s); drawing in this thread", exc)
+            return [str(p) for p in render_charts(specs, folder)]
         except OSError as exc:
             diagnosis.setdefault("notes", []).append(f"charts could not be written: {exc.strerror or exc}")
             return []
-        try:
-            self._chart_jobs[thread_id] = self.chart_executor.submit(render_charts, specs, folder)
-        except RuntimeError as exc:  # the executor is shutting down or broken: draw here instead
-            log.warning("chart worker unavailable (%s); drawing in this thread", exc)
-            return [str(p) for p in render_charts(specs, folder)]
-        return [str(folder / spec.filename) for spec in specs]
 
     def wait_for_charts(self, thread_id: str, timeout: float = 60.0) -> None:
         """Wait until the charts of the thread's last investigation are drawn (at most ``timeout``

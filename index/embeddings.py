@@ -58,7 +58,7 @@ _WORD = re.compile(r"[a-z0-9][a-z0-9_\-\.]*[a-z0-9]|[a-z0-9]")
 HASH_SCHEME = "sleuth-hash-v1"
 # 1024: half the 2048 of the research report (benchmarks/memory_research/REPORT.md) for 0.02-0.03
 # less quality on the Azure split and a 100k ingest in about 230 s instead of about 300-390 s on 2
-# cores. A memory keeps the dimension it was built with unless `dim` is set (Memory.collection).
+# cores. A memory keeps the dimension it was built with unless `dim` is set (Memory.embedding).
 DEFAULT_DIM = 1024
 
 

@@ -73,13 +73,13 @@ INCIDENTS = "incidents"
 RUNBOOKS = "runbooks"
 _REBUILD_SUFFIX = "-rebuilding"
 _GET_PAGE = 1000
-# The one Chroma entry of an incident record: the whole record except its labels.
 # Heads loaded in this process, by (heads file, token): every investigation opens its own Memory,
-# and reading two 2049 x 2049 float64 sums from disk each time cost more than the search itself.
+# and reading two (dim+1)² float64 sums from disk each time cost more than the search itself.
 # The token changes on every write of the sums, so a stale entry is never used; bounded, oldest out.
 _LOADED_HEADS: dict[tuple[str, str], dict] = {}
 _LOADED_HEADS_MAX = 4
 _LOADED_HEADS_GUARD = threading.Lock()
+# The one Chroma entry of an incident record: the whole record except its labels.
 INCIDENT_PART = "full"
 # Stored incident parts whose vectors feed a category head. ``full`` feeds the full head (its early text,
 # re-embedded, the early head); ``summary`` is the early-text entry of the earlier two-part layout.
@@ -366,9 +366,8 @@ class Memory:
     def __init__(self, config: MemoryConfig | None = None, *, client: Any = None, embedding: Any = None) -> None:
         self.config = config or MemoryConfig()
         self._embedding = embedding if embedding is not None else make_embedding(self.config.embedding)
-        self._explicit_embedding = embedding is not None
         # An unset hashed dimension is settled by what the memory already holds, on first use.
-        self._settled = self._explicit_embedding or self.config.embedding.kind != "hashed" or \
+        self._settled = embedding is not None or self.config.embedding.kind != "hashed" or \
             self.config.embedding.dim is not None
         self._collections: dict[str, Any] = {}
         self._heads_cache: tuple[dict[str, learn.CategoryHead], float, str | None] | None = None
@@ -443,11 +442,9 @@ class Memory:
         return norm(stored.get("config")) == norm(self.embedding.get_config())
 
     def _adopt(self, stored: dict[str, Any]) -> bool:
-        """A hashed embedding whose dimension was left unset takes the dimension the memory was built
-        with (the default changed from 2048 to 1024: older memories keep working without a rebuild)."""
-        wanted = self.config.embedding
-        if self._explicit_embedding or wanted.kind != "hashed" or wanted.dim is not None:
-            return False
+        """Take the stored hashed function when it differs from ours in its dimension only (called
+        while settling an unset dimension: the default changed from 2048 to 1024, and older
+        memories keep working without a rebuild)."""
         if stored.get("type") != "known" or stored.get("name") != self._embedding.name():
             return False
         config = dict(stored.get("config") or {})

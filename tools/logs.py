@@ -206,14 +206,17 @@ def _cached_file(path: Path, prepare: Callable[[LogRecord], LogRecord] | None,
                 return _FILE_RECORDS[key][:2]
         lines = 0
         records: list[LogRecord] = []
-        for record in _parse_file(path, prepare, limit=1 << 62):
-            lines += 1
-            if record is not None:
-                records.append(record)
+        try:
+            for record in _parse_file(path, prepare, limit=1 << 62):
+                lines += 1
+                if record is not None:
+                    records.append(record)
+        finally:
+            with _FILE_RECORDS_GUARD:
+                _FILE_LOADING.pop(key, None)
         records.sort(key=lambda r: r.ts)
         with _FILE_RECORDS_GUARD:
             _FILE_RECORDS[key] = (records, lines, stat.st_size)
-            _FILE_LOADING.pop(key, None)
             while sum(size for *_, size in _FILE_RECORDS.values()) > LOG_CACHE_TOTAL_BYTES and len(_FILE_RECORDS) > 1:
                 _FILE_RECORDS.popitem(last=False)
     return records, lines

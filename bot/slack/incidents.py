@@ -156,8 +156,7 @@ class _Database:
         self._url = storage.postgres
         self._sqlite_path = Path(storage.sqlite)
         self._conn: Any = None
-        self._in_transaction = False
-        self._tx_thread: int | None = None
+        self._tx_thread: int | None = None  # the thread running a transaction, if one is open
         self._connect()
 
     def in_transaction_here(self) -> bool:
@@ -204,7 +203,7 @@ class _Database:
                         rows = [dict(zip(names, row)) for row in cur.fetchall()]
                     return cur.rowcount, rows
                 except Exception as exc:  # a dropped PostgreSQL connection is reopened once
-                    if self.postgres and attempt == 1 and not self._in_transaction and self._conn.closed:
+                    if self.postgres and attempt == 1 and self._tx_thread is None and self._conn.closed:
                         self._connect()
                         continue
                     raise
@@ -213,10 +212,9 @@ class _Database:
     @contextmanager
     def transaction(self) -> Iterator[None]:
         with self._lock:
-            if self._in_transaction:  # nested: the outer one commits
+            if self._tx_thread is not None:  # nested: the outer one commits
                 yield
                 return
-            self._in_transaction = True
             self._tx_thread = threading.get_ident()
             try:
                 if self.postgres:
@@ -231,7 +229,6 @@ class _Database:
                         raise
                     self._conn.execute("COMMIT")
             finally:
-                self._in_transaction = False
                 self._tx_thread = None
 
     def close(self) -> None:
