@@ -20,6 +20,7 @@ def main() -> int:
         ("bench_logs.py", ["200000" if quick else "1000000"]),
         ("bench_agent.py", []),
         ("bench_slack.py", ["20"]),
+        ("bench_prometheus.py", ["1" if quick else "3"]),
     ]
     status = 0
     for script, args in plan:

@@ -217,16 +217,29 @@ class Toolbox:
         return service
 
     def _query_metrics(self, promql: str) -> ToolResult:
-        from tools.metrics import open_backend
+        from tools.metric_types import rate_window, typed_query
+        from tools.metrics import open_backend, parse_selector
 
         query = check_promql(promql, self.scope)
         backend = open_backend(self.config.metrics)
         if backend is None:
             raise SourceError("no metrics backend is configured")
+        step = self.config.metrics.step_s
+        note = ""
 
         async def fetch():
+            nonlocal query, note
             try:
-                return await backend.query_range(query, self.scope.start, self.scope.end, self.config.metrics.step_s)
+                matchers = parse_selector(query)
+                if matchers:
+                    # A counter or a histogram asked for as a plain selector is read by its type,
+                    # as the investigation reads it: a raw counter only ever rises.
+                    try:
+                        declared = await backend.metadata()
+                    except SourceError:
+                        declared = {}
+                    query, note = typed_query(query, matchers, declared, rate_window(step / 4, step))
+                return await backend.query_range(query, self.scope.start, self.scope.end, step)
             finally:
                 await backend.aclose()
 
@@ -238,6 +251,9 @@ class Toolbox:
             summary = f"{query}: no series in {iso(self.scope.start)}..{iso(self.scope.end)}"
         else:
             summary = f"{query}: {len(raw)} series; " + _series_headline(compact)
+        if note:
+            summary = f"{summary} ({note})"
+            compact = {"note": note, **compact} if isinstance(compact, dict) else compact
         link = backend.link(query, self.scope.start, self.scope.end)
         return ToolResult("query_metrics", {"promql": query}, cap(compact, self.cap_chars), raw_chars(raw),
                           {"source": "metrics", "query": query, "summary": summary, "link": link,

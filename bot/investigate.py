@@ -26,7 +26,8 @@ from tools.diagnosis import Diagnosis, Evidence, SourceReport, iso
 from tools.http import SourceError
 from bot.safety import Redactor
 from tools.logs import LogRecord, LokiClient, TemplateMiner, build_logql, read_files
-from tools.metrics import DISCOVERY_LABELS, Series, discovery_matchers, open_backend, parse_selector, selector_for
+from tools.metric_scan import Timing, scan
+from tools.metrics import Series, open_backend, parse_selector
 from tools.anomaly import DAY_S
 
 ProgressFn = Callable[[str, SourceReport], None]
@@ -73,6 +74,8 @@ class _Gathered:
     change_queries: list[str] = field(default_factory=list)
     similar: list = field(default_factory=list)  # index.store.SimilarResult
     similar_query: str = ""
+    hosts: dict[str, list[str]] = field(default_factory=dict)  # node:<host> -> services on it
+    timing: Timing | None = None  # the frame the metrics history allowed
 
 
 def _describe_source(name: str, config: SleuthConfig) -> str:
@@ -103,74 +106,32 @@ async def _timed(name: str, work: Awaitable[SourceReport], timeout_s: float, des
         on_progress(name, report)
 
 
-async def _gather_metrics(config: SleuthConfig, components: list[str] | None, service: str | None,
-                          start: float, end: float, out: _Gathered, known: list[str]) -> SourceReport:
+async def _gather_metrics(config: SleuthConfig, components: list[str] | None, service: str | None, symptom: str,
+                          window_start: float, baseline_s: float, end: float, out: _Gathered,
+                          known: list[str]) -> SourceReport:
     backend = open_backend(config.metrics)
     if backend is None:
         return SourceReport("not_configured", "no metrics backend in the config (metrics.prometheus or metrics.openmetrics)")
-    step = config.metrics.step_s
-    queries = 0
-    limit = asyncio.Semaphore(8)
     try:
-        # Which components exist: label discovery (service, job, app, ...), plus the topology.
-        names: set[str] = set()
-        labels = DISCOVERY_LABELS[:3]
-        queries += len(labels)
-        for values in await asyncio.gather(*(backend.label_values(label, start, end) for label in labels)):
-            names.update(values)
-        known.extend(sorted(names))
-        if components is None:
-            wanted = sorted(names | set(config.services))
-        else:
-            wanted = components
-        deps = config.services[service].depends_on if service in config.services else []
-        ordered = list(dict.fromkeys(([service] if service else []) + deps + wanted))
-        ordered = ordered[: config.investigation.max_components]
-
-        async def fetch(component: str, query: str, signal: str | None) -> None:
-            nonlocal queries
-            async with limit:
-                queries += 1
-                try:
-                    found = await backend.query_range(query, start, end, step)
-                except SourceError as exc:
-                    if signal and "plain selectors" in str(exc):
-                        return  # the embedded backend cannot run catalog PromQL; discovery covers it
-                    raise
-            for series in found:
-                series.query = query if len(found) == 1 else series.selector if parse_selector(query) else query
-                out.series.setdefault(component, []).append(series)
-                if signal:
-                    out.signal_names[series.query] = signal
-                link = backend.link(series.query, start, end)
-                if link:
-                    out.links[series.query] = link
-
-        async def discover(component: str) -> None:
-            nonlocal queries
-            custom = config.services.get(component).signals if component in config.services else {}
-            catalog_queries = dict(custom)
-            if component == service or component in deps:
-                for signal in DEFAULT_SIGNALS:
-                    query = signal.query_for(component)
-                    if query and signal.name not in catalog_queries:
-                        catalog_queries[signal.name] = query
-            tasks = [fetch(component, q, name) for name, q in catalog_queries.items()]
-            async with limit:
-                queries += 1
-                labels = await backend.series(discovery_matchers(component), start, end)
-            selectors = sorted({selector_for(labels_) for labels_ in labels})
-            tasks += [fetch(component, sel, None) for sel in selectors]
-            await asyncio.gather(*tasks)
-
-        await asyncio.gather(*(discover(c) for c in ordered))
+        found = await scan(backend, window_start=window_start, baseline_s=baseline_s, at=end,
+                           configured_step=config.metrics.step_s, service=service, symptom=symptom,
+                           services=config.services, max_components=config.investigation.max_components,
+                           components=components)
     finally:
         await backend.aclose()
-    out.series = {component: _distinct(out.series[component]) for component in sorted(out.series)}
-    found = sum(len(v) for v in out.series.values())
-    if not found:
-        return SourceReport("no_data", f"no series for {', '.join(ordered) or 'any service'} in the window", queries=queries)
-    return SourceReport("ok", f"{found} series from {len(out.series)} components via {backend.name}", queries=queries)
+    known.extend(found.known)
+    out.series = {component: _distinct(found.series[component]) for component in sorted(found.series)}
+    out.signal_names.update(found.signal_names)
+    out.links.update(found.links)
+    out.hosts = found.hosts
+    out.timing = found.timing
+    count = sum(len(v) for v in out.series.values())
+    notes = "".join(f"; {note}" for note in found.notes)
+    if not count:
+        return SourceReport("no_data", f"no series for {service or 'any service'} in the window{notes}",
+                            queries=found.queries)
+    return SourceReport("ok", f"{count} series from {len(out.series)} components via {backend.name}{notes}",
+                        queries=found.queries)
 
 
 def _distinct(series_list: list[Series]) -> list[Series]:
@@ -380,15 +341,14 @@ async def run_investigation(request: InvestigationRequest, config: SleuthConfig,
     lookback_s = parse_duration(config.investigation.change_lookback)
     timeout_s = parse_duration(config.investigation.source_timeout)
     window_start = at - window_s
-    # Metrics reach one day further back, so daily patterns can be compared with yesterday.
-    metrics_start = window_start - baseline_s - DAY_S
     logs_start = window_start - baseline_s
 
     gathered = _Gathered()
     reports: dict[str, SourceReport] = {}
     known: list[str] = []
     await asyncio.gather(
-        _timed("metrics", _gather_metrics(config, None, request.service, metrics_start, at, gathered, known),
+        _timed("metrics", _gather_metrics(config, None, request.service, symptom, window_start, baseline_s, at,
+                                          gathered, known),
                timeout_s, _describe_source("metrics", config), reports, on_progress),
         _timed("logs", _gather_logs(config, None, logs_start, window_start, at, gathered),
                timeout_s, _describe_source("logs", config), reports, on_progress),
@@ -404,9 +364,17 @@ async def run_investigation(request: InvestigationRequest, config: SleuthConfig,
         names = ", ".join(known[:12])
         raise RequestError(f"unknown service {request.service!r}; services seen in the metrics: {names}")
 
+    # The metrics history decides the frame: a young stack gets a shorter baseline and a finer step.
+    timing = gathered.timing
+    step_s = config.metrics.step_s
+    limits: list[str] = []
+    if timing is not None:
+        window_start, baseline_s, step_s = timing.window_start, timing.baseline_s, timing.step_s
+        limits += timing.limits
     observations = Observations(
         symptom_text=symptom, service=request.service, at=at, window_start=window_start,
-        baseline_s=baseline_s, change_lookback_s=lookback_s, step_s=config.metrics.step_s,
+        baseline_s=baseline_s, change_lookback_s=lookback_s, step_s=step_s, limits=limits,
+        hosts=gathered.hosts,
         topology={name: svc.depends_on for name, svc in config.services.items()},
         owners={name: svc.owner for name, svc in config.services.items() if svc.owner},
         series=gathered.series, signal_names=gathered.signal_names, links=gathered.links,

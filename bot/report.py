@@ -54,6 +54,8 @@ def render(diagnosis: Diagnosis, console: Console) -> None:
     if knock_on:
         header.append("\nknock-on effects: " + ", ".join(f"{k['component']} (after {k['after']})" for k in knock_on),
                       style="dim")
+    for limit in d.limits:
+        header.append(f"\nlimited: {limit}", style="yellow")
     console.print(Panel(header, title="Sleuth diagnosis", border_style="cyan"))
 
     console.print(Text("Hypotheses", style="bold underline"))

@@ -12,7 +12,8 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_the_documented_example_is_valid():
     config = load_config(ROOT / "sleuth.example.yml", env={"PROMETHEUS_URL": "http://prom:9090"})
     assert config.metrics.prometheus.url == "http://prom:9090"
-    assert config.services["checkout"].depends_on == ["payments", "checkout-db"]
+    assert config.services["checkout"].depends_on == ["payments", "postgres"]
+    assert "or 0 *" in config.services["checkout"].signals["error_rate"]  # 0, not absent, before the first 5xx
     assert "code=~\"5..\"" in config.services["checkout"].signals["error_rate"]
     assert config.changes.webhook.store == ROOT / ".sleuth/changes.sqlite3"
 

@@ -56,6 +56,10 @@ class Observations:
     # Similar past incidents (dicts: id, title, similarity, score, categories, mitigations, ...).
     similar: list[dict] = field(default_factory=list)
     similar_query: str = ""
+    # What limited the investigation, in plain words (a young stack's short history, ...).
+    limits: list[str] = field(default_factory=list)
+    # Host components (node:<host>) -> the services running on that host.
+    hosts: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -76,6 +80,8 @@ class Profile:
     anomalies: list[SeriesAnomaly] = field(default_factory=list)
     templates: list[TemplateChange] = field(default_factory=list)
     changes: list[Change] = field(default_factory=list)
+    # Departures of the host it runs on (node:<host>): they say why, never where.
+    host_anomalies: list[SeriesAnomaly] = field(default_factory=list)
 
     @property
     def strength(self) -> float:
@@ -212,6 +218,16 @@ def _score_series(obs: Observations) -> dict[str, Profile]:
                     other.anomalies.append(item)
     for profile in profiles.values():
         profile.anomalies.sort(key=_anomaly_order)
+    # A host's series belong to the services on it: its saturation can explain their symptoms, but a
+    # busy host is not itself a place users see failing. It stands alone only when no service maps to it.
+    for host, services in obs.hosts.items():
+        host_profile = profiles.get(host)
+        mapped = [profiles[name] for name in services if name in profiles and name != host]
+        if host_profile is None or not mapped:
+            continue
+        for profile in mapped:
+            profile.host_anomalies.extend(host_profile.anomalies)
+        del profiles[host]
     return profiles
 
 
@@ -275,8 +291,12 @@ def analyse(obs: Observations) -> Diagnosis:
 
     evidence: list[Evidence] = []
     _metric_evidence(obs, profiles, evidence)
-    _log_evidence(obs, profiles, split, evidence)
-    change_ids = _change_evidence(obs, profiles, split, evidence)
+    limits = list(obs.limits)
+    if onset is None:
+        limits.append("no onset found: changes are listed by when they landed, not against an onset")
+    _log_evidence(obs, profiles, split, evidence, limits)
+    back = rollbacks(obs.changes)
+    change_ids = _change_evidence(obs, profiles, split, onset, back, evidence)
     precedent = _incident_evidence(obs, evidence)
 
     victims = {name: cause for name, p in profiles.items() if (cause := _victim_of(p, profiles, obs.topology))}
@@ -302,6 +322,7 @@ def analyse(obs: Observations) -> Diagnosis:
         evidence=evidence,
         hypotheses=hypotheses,
         mitigations=mitigations,
+        limits=limits,
     )
 
 
@@ -310,7 +331,7 @@ def analyse(obs: Observations) -> Diagnosis:
 
 def _metric_evidence(obs: Observations, profiles: dict[str, Profile], evidence: list[Evidence]) -> None:
     # An anomaly attributed to two components (server and sender) is one piece of evidence.
-    unique = {id(a): a for p in profiles.values() for a in p.anomalies}
+    unique = {id(a): a for p in profiles.values() for a in p.anomalies + p.host_anomalies}
     ranked = sorted(unique.values(), key=_anomaly_order)
     for number, item in enumerate(ranked[:MAX_METRIC_EVIDENCE], 1):
         a = item.anomaly
@@ -320,7 +341,7 @@ def _metric_evidence(obs: Observations, profiles: dict[str, Profile], evidence: 
             id=item.evidence_id,
             source="metrics",
             query=item.series.query or item.series.selector,
-            summary=(f"{item.series.selector} {arrow} from {_fmt(a.baseline_median)} (baseline median) to "
+            summary=(f"{item.series.title} {arrow} from {_fmt(a.baseline_median)} (baseline median) to "
                      f"{_fmt(a.level_after)} at {iso(a.onset)}, peak {_fmt(a.peak)}; "
                      f"{a.magnitude:.0f} robust sd, {a.persistence:.0%} of points since then out of range"),
             onset=iso(a.onset),
@@ -334,13 +355,21 @@ def _metric_evidence(obs: Observations, profiles: dict[str, Profile], evidence: 
 
 
 def _log_evidence(obs: Observations, profiles: dict[str, Profile], split: float,
-                  evidence: list[Evidence]) -> None:
+                  evidence: list[Evidence], limits: list[str]) -> None:
     by_service: dict[str, list[Template]] = defaultdict(list)
     for template in obs.templates:
         by_service[template.service].append(template)
     changes: list[TemplateChange] = []
+    start = obs.window_start - obs.baseline_s
+    # Rates before the onset are over the time the logs cover, not the nominal baseline: a service
+    # that started logging ten minutes ago has ten minutes of "before".
+    covered = min((t.first_seen for t in obs.templates), default=start)
+    if covered > start + 60 and covered < split:
+        limits.append(f"the logs begin {_minutes(split - covered)} before the onset: "
+                          "log rates before it are over that span")
+        start = covered
     for component, templates in by_service.items():
-        found = template_changes(templates, split, obs.window_start - obs.baseline_s, obs.at)
+        found = template_changes(templates, split, start, obs.at)
         profiles.setdefault(component, Profile(component)).templates = found
         changes.extend(found)
     changes.sort(key=lambda c: -c.strength)
@@ -365,28 +394,65 @@ def _log_evidence(obs: Observations, profiles: dict[str, Profile], split: float,
         item.evidence_id = f"l{number}"
 
 
-def _change_evidence(obs: Observations, profiles: dict[str, Profile], split: float,
-                     evidence: list[Evidence]) -> dict[str, str]:
+def undone_at(changes: list[Change]) -> dict[str, float]:
+    """When each change stopped running: a later rollback of the same service put back what ran
+    before it. A change no longer running cannot start a departure after that moment."""
+    back = rollbacks(changes)
+    out: dict[str, float] = {}
+    ordered = sorted(changes, key=lambda c: (c.ts, c.id))
+    for index, change in enumerate(ordered):
+        if change.id in back:
+            continue
+        for later in ordered[index + 1:]:
+            if later.service == change.service and later.id in back:
+                out[change.id] = later.ts
+                break
+    return out
+
+
+def rollbacks(changes: list[Change]) -> set[str]:
+    """Ids of changes that put back what ran before: ``kind: rollback``, or a version the service
+    ran earlier. A rollback is a mitigation someone took, never a suspect."""
+    out: set[str] = set()
+    seen: dict[str, set[str]] = defaultdict(set)
+    for change in sorted(changes, key=lambda c: (c.ts, c.id)):
+        earlier = seen[change.service]
+        if change.kind == "rollback" or (change.version and change.version in earlier - {change.previous_version}):
+            out.add(change.id)
+        earlier.update(v for v in (change.previous_version, change.version) if v)
+    return out
+
+
+def _change_evidence(obs: Observations, profiles: dict[str, Profile], split: float, onset: float | None,
+                     back: set[str], evidence: list[Evidence]) -> dict[str, str]:
     ids: dict[str, str] = {}
     relevant = [c for c in obs.changes if split - obs.change_lookback_s <= c.ts <= obs.at]
     for number, change in enumerate(sorted(relevant, key=lambda c: (c.ts, c.id)), 1):
         lead = split - change.ts
-        when = f"{_minutes(lead)} before onset" if lead >= 0 else f"{_minutes(lead)} after onset"
+        if onset is None:
+            # No onset was found: say when it landed, never where it stands to an onset.
+            when = f"landed {_minutes(obs.at - change.ts)} before the end of the window (no onset found)"
+        else:
+            when = f"{_minutes(lead)} before onset" if lead >= 0 else f"{_minutes(lead)} after onset"
         version = f" ({change.previous_version} -> {change.version})" if change.version and change.previous_version else ""
         eid = f"c{number}"
         ids[change.id] = eid
-        profiles.setdefault(change.service, Profile(change.service)).changes.append(change)
+        rolled_back = change.id in back
+        if not rolled_back:
+            profiles.setdefault(change.service, Profile(change.service)).changes.append(change)
+        kind = "rollback" if rolled_back and change.kind != "rollback" else change.kind
         evidence.append(Evidence(
             id=eid,
             source="changes",
             query=obs.change_queries[0] if len(obs.change_queries) == 1 else "; ".join(obs.change_queries),
-            summary=f"{change.kind} {change.id} on {change.service}{version}: {change.summary} "
-                    f"by {change.author or 'unknown'}, {when}",
+            summary=f"{kind} {change.id} on {change.service}{version}: {change.summary} "
+                    f"by {change.author or 'unknown'}, {when}"
+                    + ("; a rollback to an earlier version: a mitigation, not a suspect" if rolled_back else ""),
             onset=iso(change.ts),
-            score=round(_proximity(lead), 3),
+            score=0.0 if rolled_back else round(_proximity(lead), 3),
             link=change.url or None,
             component=change.service,
-            details={"change_id": change.id, "kind": change.kind, "lead_s": lead},
+            details={"change_id": change.id, "kind": change.kind, "lead_s": lead, "rollback": rolled_back},
         ))
     return ids
 
@@ -457,6 +523,9 @@ def _scope(items: list[SeriesAnomaly], profile: Profile) -> dict[str, str]:
     """Labels that single out where inside the component it happens (a node, a tenant)."""
     scope: dict[str, str] = {}
     for item in items:
+        if item.component.startswith("node:") and item.component != profile.name:
+            scope.setdefault("host", item.component.split(":", 1)[1])
+            continue
         siblings = [s for s in profile.anomalies if s.series.name == item.series.name]
         for label in SCOPE_LABELS:
             value = item.series.labels.get(label)
@@ -500,7 +569,7 @@ def _signature_support(profile: Profile) -> dict[str, tuple[float, list[SeriesAn
         if items:
             found[category] = (max(a.anomaly.score for a in items) * weight, items)
 
-    anomalies = [a for a in profile.anomalies if a.anomaly.score >= 0.1]
+    anomalies = [a for a in profile.anomalies + profile.host_anomalies if a.anomaly.score >= 0.1]
     add("infrastructure", [a for a in anomalies if a.signal.kind == "hardware"])
     if "infrastructure" not in found:
         # One node, host or instance failing while its siblings carry on is a place, not a load.
@@ -583,6 +652,7 @@ def _candidates(obs: Observations, profiles: dict[str, Profile], service: str | 
     if service and service in profiles:
         service_core = profiles[service].strength
     downstream_quality = _downstream_quality(profiles, obs.topology, service)
+    undone = undone_at(obs.changes)
     out: list[Candidate] = []
     for profile in profiles.values():
         name = profile.name
@@ -607,7 +677,7 @@ def _candidates(obs: Observations, profiles: dict[str, Profile], service: str | 
             evidence[category] += [a.evidence_id for a in items[:3] if a.evidence_id]
             first = items[0]
             reasons[category].append(
-                f"{first.series.selector} {'rose' if first.anomaly.direction == 'up' else 'fell'} "
+                f"{first.series.title} {'rose' if first.anomaly.direction == 'up' else 'fell'} "
                 f"to {_fmt(first.anomaly.level_after)} from {_fmt(first.anomaly.baseline_median)}"
             )
             scopes[category] = _scope(items, profile)
@@ -631,12 +701,21 @@ def _candidates(obs: Observations, profiles: dict[str, Profile], service: str | 
                     scopes[category].setdefault(where[0][0], where[0][1])
 
         change_reason: dict[str, str] = {}
+        own_start = profile.onset if profile.onset is not None else split
+        # Saturation of the host under it that began with its own departure: the host explains the
+        # moment better than a change that had been running quietly for minutes.
+        host_saturated = [a.anomaly.onset for a in profile.host_anomalies
+                          if a.signal.kind == "saturation" and a.anomaly.direction == "up" and a.anomaly.score >= 0.3]
+        host_onset = min(host_saturated) if host_saturated else None
         for change in profile.changes:
             lead = split - change.ts
             if lead > obs.change_lookback_s:
                 continue
+            if undone.get(change.id, math.inf) <= own_start:
+                continue  # rolled back before this component went wrong
             category = CHANGE_KIND_CATEGORY.get(change.kind, "code_change")
-            when = f"{_minutes(lead)} {'before' if lead >= 0 else 'after'} the onset"
+            when = (f"{_minutes(lead)} {'before' if lead >= 0 else 'after'} the onset" if onset is not None
+                    else f"{_minutes(obs.at - change.ts)} before the end of the window (no onset found)")
             # A slow fault (a leak) hurts users long after the release, but the component itself
             # starts to drift right after it: measure the lead to that drift too.
             drift = [a.anomaly.onset for a in profile.anomalies if a.anomaly.score >= 0.1 and a.anomaly.onset >= change.ts]
@@ -644,6 +723,9 @@ def _candidates(obs: Observations, profiles: dict[str, Profile], service: str | 
                 when = f"{_minutes(min(drift) - change.ts)} before {name} began to drift ({when})"
                 lead = min(drift) - change.ts
             strength = _proximity(lead) * (0.5 if victim_of else 1.0)
+            if host_onset is not None and abs(host_onset - own_start) <= 90 and own_start - change.ts > 180:
+                strength *= 0.5
+                when += f", but its host saturated at the moment {name} went wrong"
             best = chosen_change.get(category)
             closer = best is not None and lead >= 0 and lead < split - best.ts
             if strength > support[category].get("changes", 0.0) or (

@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field
 from tools.http import HttpSourceConfig, SourceError, decode_json, make_client, request
 from tools.logs import parse_time
 
-KINDS = ("deploy", "config", "flag", "model", "index", "infra", "operation", "prompt", "data", "release")
+KINDS = ("deploy", "config", "flag", "model", "index", "infra", "operation", "prompt", "data", "release", "rollback")
 
 
 @dataclass

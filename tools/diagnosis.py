@@ -96,6 +96,9 @@ class Diagnosis:
     similar_incidents: list[SimilarIncident] = field(default_factory=list)
     sources: dict[str, SourceReport] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    # Plain sentences on what limited the investigation ("12 min of metric history: baseline
+    # shortened to 6 min; ..."); empty when nothing did.
+    limits: list[str] = field(default_factory=list)
     model: dict[str, Any] = field(
         default_factory=lambda: {
             "name": None,
@@ -127,6 +130,7 @@ class Diagnosis:
             similar_incidents=[build(SimilarIncident, s) for s in data.get("similar_incidents", [])],
             sources={k: build(SourceReport, v) for k, v in data.get("sources", {}).items()},
             timings=dict(data.get("timings", {})), model=dict(data.get("model", {})),
+            limits=[str(text) for text in data.get("limits") or []],
         )
 
     def evidence_by_id(self) -> dict[str, Evidence]:

@@ -44,6 +44,11 @@ class Series:
     def selector(self) -> str:
         return selector_for(self.labels)
 
+    @property
+    def title(self) -> str:
+        """How a person reads it: the typed query (``rate(...)``) where there is one, else the selector."""
+        return self.query if self.query and parse_selector(self.query) is None else self.selector
+
 
 def selector_for(labels: dict[str, str]) -> str:
     """The plain selector that picks exactly this label set: ``name{a="x",b="y"}``."""
@@ -119,6 +124,10 @@ class MetricsBackend(Protocol):
 
     async def label_values(self, label: str, start: float, end: float) -> list[str]: ...
 
+    async def metadata(self) -> dict[str, str]: ...
+
+    async def raw_samples(self, selector: str, at: float, range_s: float) -> list[np.ndarray]: ...
+
     def link(self, query: str, start: float, end: float) -> str | None: ...
 
     async def aclose(self) -> None: ...
@@ -190,6 +199,28 @@ class PrometheusBackend:
         data = await self._get(f"/api/v1/label/{label}/values", {"start": start, "end": end})
         return sorted(str(v) for v in data or [])
 
+    async def metadata(self) -> dict[str, str]:
+        """Each metric family's declared type (counter, gauge, histogram, summary, ...), from what
+        the scraped targets said; empty where the backend keeps no metadata (backfilled blocks)."""
+        data = await self._get("/api/v1/metadata", {})
+        if not isinstance(data, dict):
+            return {}
+        return {str(name): str(entries[0].get("type", "unknown")) for name, entries in data.items()
+                if isinstance(entries, list) and entries and isinstance(entries[0], dict)}
+
+    async def raw_samples(self, selector: str, at: float, range_s: float) -> list[np.ndarray]:
+        """Timestamps of the raw samples of ``selector`` in (at - range_s, at]: how often it is scraped."""
+        data = await self._get("/api/v1/query", {"query": f"{selector}[{int(range_s)}s]", "time": at})
+        if not isinstance(data, dict) or data.get("resultType") != "matrix":
+            return []
+        out = []
+        for item in data.get("result") or []:
+            try:
+                out.append(np.array([float(p[0]) for p in item["values"]], dtype=float))
+            except (KeyError, TypeError, ValueError, IndexError) as exc:
+                raise SourceError(f"Prometheus answered malformed samples ({exc})") from exc
+        return out
+
     def link(self, query: str, start: float, end: float) -> str | None:
         return query_link(self.links, self.config.url, query, start, end)
 
@@ -229,9 +260,58 @@ class _StoredSeries:
     values: np.ndarray
 
 
+# OpenMetrics text, read line by line. prometheus_client's parser is written for one scrape: it
+# rejects a histogram family holding several timestamped points (it reports the +Inf bucket
+# missing), which is exactly what a file of history for backfilling is. The grammar of a sample
+# line is small: name, optional {labels}, value, optional timestamp, optional " # exemplar".
+_SAMPLE = re.compile(
+    rf"^(?P<name>{_NAME})(?:\{{(?P<labels>(?:[^\"}}]|\"(?:[^\"\\]|\\.)*\")*)\}})?"
+    r"\s+(?P<value>\S+)(?:\s+(?P<ts>[^\s#]+))?\s*(?:#.*)?$"
+)
+_LABEL = re.compile(r'\s*(?P<key>[a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"(?P<value>(?:[^"\\]|\\.)*)"\s*(?:,|$)')
+_TYPES = frozenset({"counter", "gauge", "histogram", "gaugehistogram", "summary", "info", "stateset", "unknown"})
+
+
+def _openmetrics_samples(lines: Iterable[str], types: dict[str, str], path: Path):
+    """(labels with __name__, value, timestamp or None) for each sample line; ``types`` gets the
+    ``# TYPE`` lines. A malformed line is a SourceError naming the file and line."""
+    for number, raw in enumerate(lines, 1):
+        line = raw.rstrip("\n")
+        if not line.strip():
+            continue
+        if line.startswith("#"):
+            parts = line.split()
+            if parts[:2] == ["#", "EOF"]:
+                return
+            if len(parts) >= 4 and parts[1] == "TYPE" and parts[3] in _TYPES:
+                types[parts[2]] = parts[3]
+            continue
+        found = _SAMPLE.match(line)
+        try:
+            if not found:
+                raise ValueError("not a sample line")
+            labels = {"__name__": found.group("name")}
+            body, position = found.group("labels") or "", 0
+            while position < len(body):
+                pair = _LABEL.match(body, position)
+                if not pair:
+                    raise ValueError("malformed labels")
+                labels[pair.group("key")] = re.sub(
+                    r"\\(.)", lambda m: "\n" if m.group(1) == "n" else m.group(1), pair.group("value"))
+                position = pair.end()
+            value = float(found.group("value"))
+            stamp = float(found.group("ts")) if found.group("ts") else None
+            if stamp is not None and not math.isfinite(stamp):
+                raise ValueError("the timestamp is not a finite number")
+        except ValueError as exc:
+            raise SourceError(f"metrics file {path} is not valid OpenMetrics text: line {number}: {exc}: "
+                              f"{line[:120]!r}") from exc
+        yield labels, value, stamp
+
+
 # Parsed files, keyed by (path, size, mtime) of each: an investigation, its follow-ups and the
 # agent's tools read the same files again and again; a file that changes is parsed again.
-_PARSED: dict[tuple, list[_StoredSeries]] = {}
+_PARSED: dict[tuple, tuple[list[_StoredSeries], dict[str, str]]] = {}
 _PARSED_MAX = 8
 _PARSING = threading.Lock()  # concurrent investigations wait for one parse rather than each doing it
 
@@ -245,75 +325,84 @@ def _files_key(paths: list[Path]) -> tuple | None:
 
 @dataclass
 class EmbeddedBackend:
-    """Answers plain selectors over OpenMetrics text files, with Prometheus's evaluation rules.
+    """Answers PromQL over OpenMetrics text files, with Prometheus's evaluation rules.
 
-    Loaded once per instance; the demo and the bundled scenarios need no server.
+    Every type of the format is accepted (gauges, counters, histograms, summaries); ``# TYPE`` lines
+    are the metadata. Plain selectors and simple aggregations are answered directly; anything else
+    goes to the evaluator (tools/promql_eval.py), which follows Prometheus 2.42's semantics (rate's
+    extrapolation and reset handling, histogram_quantile's interpolation). Loaded once per instance;
+    the demo and the bundled scenarios need no server.
     """
 
     paths: list[Path]
     links: LinkConfig = field(default_factory=LinkConfig)
     name: str = "embedded"
     _series: list[_StoredSeries] | None = None
+    _types: dict[str, str] = field(default_factory=dict)
 
     def _load(self) -> list[_StoredSeries]:
         if self._series is None:
             files = _files_key(self.paths)
             with _PARSING:
                 if files is not None and files in _PARSED:
-                    self._series = _PARSED[files]
+                    self._series, self._types = _PARSED[files]
                     return self._series
-                self._series = self._parse()
+                self._series, self._types = self._parse()
                 if files is not None:
                     while len(_PARSED) >= _PARSED_MAX:
                         _PARSED.pop(next(iter(_PARSED)))
-                    _PARSED[files] = self._series
+                    _PARSED[files] = (self._series, self._types)
         return self._series
 
-    def _parse(self) -> list[_StoredSeries]:
-        from prometheus_client.openmetrics.parser import text_fd_to_metric_families
-
+    def _parse(self) -> tuple[list[_StoredSeries], dict[str, str]]:
         collected: dict[tuple, tuple[list[float], list[float], dict[str, str]]] = {}
+        types: dict[str, str] = {}
         for path in self.paths:
             try:
                 with open(path, encoding="utf-8") as handle:
-                    for family in text_fd_to_metric_families(handle):
-                        for sample in family.samples:
-                            if sample.timestamp is None:
-                                continue
-                            labels = {"__name__": sample.name, **sample.labels}
-                            series_key = tuple(sorted(labels.items()))
-                            ts_list, val_list, _ = collected.setdefault(series_key, ([], [], labels))
-                            stamp = sample.timestamp
-                            ts_list.append(float(getattr(stamp, "sec", stamp)) + getattr(stamp, "nsec", 0) / 1e9)
-                            val_list.append(float(sample.value))
+                    for labels, value, stamp in _openmetrics_samples(handle, types, path):
+                        if stamp is None:
+                            continue
+                        series_key = tuple(sorted(labels.items()))
+                        ts_list, val_list, _ = collected.setdefault(series_key, ([], [], labels))
+                        ts_list.append(stamp)
+                        val_list.append(value)
             except OSError as exc:
                 raise SourceError(f"cannot read metrics file {path}: {exc.strerror or exc}") from exc
-            except ValueError as exc:
-                raise SourceError(f"metrics file {path} is not valid OpenMetrics text: {exc}") from exc
+            except UnicodeDecodeError as exc:
+                raise SourceError(f"metrics file {path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
         stored = []
         for ts_list, val_list, labels in collected.values():
             order = np.argsort(np.asarray(ts_list), kind="stable")
             stored.append(_StoredSeries(labels, np.asarray(ts_list)[order], np.asarray(val_list)[order]))
-        return stored
+        return stored, types
 
     def _select(self, query: str) -> list[_StoredSeries]:
         matchers = parse_selector(query)
         if matchers is None:
-            raise SourceError(
-                "the embedded metrics backend answers plain selectors (metric{label=\"value\"}) and "
-                f"sum/avg/min/max/count of one, not {query!r}"
-            )
+            raise SourceError(f"the embedded metrics backend cannot select {query!r}")
         return [s for s in self._load() if all(m.matches(s.labels) for m in matchers)]
 
     async def query_range(self, query: str, start: float, end: float, step: float) -> list[Series]:
         if step <= 0:
             raise SourceError("a range query needs a positive step")
         grid = start + step * np.arange(int(math.floor((end - start) / step)) + 1)
+        if parse_selector(query) is not None:
+            return [Series(labels, ts, values, query) for labels, ts, values in self._evaluate(query, grid)]
         aggregation = _AGGREGATION.match(query)
         if aggregation and parse_selector(aggregation.group("inner")) is not None:
             inner = self._evaluate(aggregation.group("inner"), grid)
             return _aggregate(aggregation.group("op"), aggregation.group("by"), inner, grid, query)
-        return [Series(labels, ts, values, query) for labels, ts, values in self._evaluate(query, grid)]
+        from tools.promql_eval import UnsupportedQuery, evaluate_range
+
+        stored = [(s.labels, s.timestamps, s.values) for s in self._load()]
+        try:
+            found = evaluate_range(query, stored, grid, LOOKBACK_S)
+        except UnsupportedQuery as exc:
+            raise SourceError(f"the embedded metrics backend does not support this query: {exc}") from exc
+        except ValueError as exc:
+            raise SourceError(f"bad PromQL {query!r}: {exc}") from exc
+        return [Series(labels, ts, values, query) for labels, ts, values in found]
 
     def _evaluate(self, query: str, grid: np.ndarray) -> list[tuple[dict[str, str], np.ndarray, np.ndarray]]:
         out = []
@@ -345,6 +434,17 @@ class EmbeddedBackend:
         labels = await self.series([f'{{{label}=~".+"}}'], start, end)
         return sorted({l[label] for l in labels})
 
+    async def metadata(self) -> dict[str, str]:
+        self._load()
+        return dict(self._types)
+
+    async def raw_samples(self, selector: str, at: float, range_s: float) -> list[np.ndarray]:
+        out = []
+        for stored in self._select(selector):
+            keep = (stored.timestamps > at - range_s) & (stored.timestamps <= at)
+            out.append(stored.timestamps[keep].copy())
+        return out
+
     def link(self, query: str, start: float, end: float) -> str | None:
         return query_link(self.links, None, query, start, end)
 
@@ -362,7 +462,8 @@ class MetricsConfig(BaseModel):
 
     prometheus: HttpSourceConfig | None = None
     openmetrics: list[Path] = Field(default_factory=list, description="OpenMetrics text files")
-    step_s: float = Field(60.0, gt=0, description="resolution of range queries")
+    step_s: float = Field(60.0, gt=0, description="coarsest resolution of range queries; finer where the "
+                                                  "scrape interval and a short history call for it")
     links: LinkConfig = Field(default_factory=LinkConfig)
 
     @model_validator(mode="after")

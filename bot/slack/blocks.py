@@ -279,6 +279,10 @@ def diagnosis_message(diagnosis: dict[str, Any], *, thread_id: str, pending: Seq
     if note:
         facts.append(clip(escape(note), 500))
     blocks.append((0, section(" · ".join(facts))))
+    limits = diagnosis.get("limits") or []
+    if limits:
+        # What limited the investigation comes right under the facts: a thin basis is read first.
+        blocks.append((1, context(*[f":warning: {clip(escape(text), 300)}" for text in limits[:4]])))
 
     if not live:
         blocks.append((0, section(":grey_question: No hypothesis stands out; keep the thread going with what you see.")))
