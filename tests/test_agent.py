@@ -367,3 +367,22 @@ def test_an_unreachable_postgresql_is_one_sentence():
     with pytest.raises(ConfigError, match="cannot connect to PostgreSQL"):
         with open_checkpointer(StorageConfig(postgres="postgresql://nobody@127.0.0.1:1/none?connect_timeout=2")):
             pass
+
+
+def test_a_counter_the_model_asks_for_is_read_as_a_rate(tmp_path, model):
+    """A model asking for a raw counter gets its per-second rate (and is told so): a counter read
+    as a level only ever rises, and falls to zero at every restart."""
+    from tests.realshaped import RealStack, Service
+
+    at = float(int(time.time() // 60 * 60) - 3600)
+    stack = RealStack(start=at - 3 * 3600, at=at, scrape_s=15.0)
+    stack.services = [Service("checkout", "10.0.0.5", failures=[(at - 900, at + 1, 0.3)], restarts=[at - 900])]
+    stack.change("rel-1", at - 930, "checkout", "checkout v2", "v2", "v1")
+    real = load_scenario(stack.write(tmp_path / "real", "checkout is returning 500s"))
+    model.queue({"tool_calls": [("query_metrics", json.dumps({"promql": 'http_requests_total{job="checkout"}'}))]},
+                final([{"category": "code_change", "component": "checkout", "statement": "v2 fails requests",
+                        "status": "supported", "confidence": 0.9, "evidence": ["q1"]}]))
+    turn = start(Agent(with_model(real, model)), real)
+    q1 = next(e for e in turn.diagnosis["evidence"] if e["id"] == "q1")
+    assert q1["query"].startswith('rate(http_requests_total{job="checkout"}[') and "is a counter" in q1["summary"]
+    assert "is a counter" in model.tool_messages()[0]["content"]

@@ -537,6 +537,7 @@ def _scope(items: list[SeriesAnomaly], profile: Profile) -> dict[str, str]:
 
 
 NODE_LABELS = ("node", "host", "instance")
+HOST_SLACK_S = 60.0
 
 
 def _surge_factor(anomaly: Anomaly) -> float:
@@ -569,7 +570,11 @@ def _signature_support(profile: Profile) -> dict[str, tuple[float, list[SeriesAn
         if items:
             found[category] = (max(a.anomaly.score for a in items) * weight, items)
 
-    anomalies = [a for a in profile.anomalies + profile.host_anomalies if a.anomaly.score >= 0.1]
+    # The host's departures count only where they could have caused this component's: no later
+    # than its own departure began (a minute's slack for the rate windows).
+    own = profile.onset
+    host = [a for a in profile.host_anomalies if own is not None and a.anomaly.onset <= own + HOST_SLACK_S]
+    anomalies = [a for a in profile.anomalies + host if a.anomaly.score >= 0.1]
     add("infrastructure", [a for a in anomalies if a.signal.kind == "hardware"])
     if "infrastructure" not in found:
         # One node, host or instance failing while its siblings carry on is a place, not a load.

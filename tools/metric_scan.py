@@ -294,9 +294,13 @@ async def scan(backend: MetricsBackend, *, window_start: float, baseline_s: floa
     label_of: dict[str, str] = {}
     host_metrics: set[str] = set()
     hosts_of: dict[str, set[str]] = defaultdict(set)
+    exporters: set[str] = set()  # components that serve host series: a host's exporter, not a service
     for labels in label_sets:
         if is_host_series(labels):
             host_metrics.add(labels["__name__"])
+            owner = _owner(labels, component_set, pods)
+            if owner:
+                exporters.add(owner[0])
             continue
         owner = _owner(labels, component_set, pods)
         if owner is None:
@@ -307,7 +311,10 @@ async def scan(backend: MetricsBackend, *, window_start: float, baseline_s: floa
         host = host_of(labels)
         if host:
             hosts_of[host].add(component)
-    # A component seen only through host series (job="node") is the host's exporter, not a service.
+    # A component seen only through its exporter's series (job="node": node_* plus the exporter's
+    # own process and runtime series) is a host, read through the host queries.
+    for component in exporters - set(services):
+        by_component.pop(component, None)
     out.known = sorted(c for c in names if c in by_component or c in services)
     scanned = [c for c in ordered if c in by_component][:max_components]
     by_component = {c: by_component[c] for c in scanned}

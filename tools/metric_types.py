@@ -34,7 +34,7 @@ ERROR_STATUS = "5.."
 
 _CONTEXT = re.compile(
     r"^(up|scrape_.*|.*_created|.*_info|target_info|.*_build_info|process_start_time_seconds"
-    r"|process_max_fds|process_virtual_memory_max_bytes|python_gc_.*|python_info|go_.*|promhttp_.*"
+    r"|process_max_fds|process_virtual_memory_max_bytes|process_virtual_memory_bytes|python_gc_.*|python_info|go_.*|promhttp_.*"
     r"|.*_last_.*_timestamp(_seconds)?|.*_timestamp_seconds|.*_scrape_.*|.*_exporter_.*)$"
 )
 # Host-level series: node_exporter's. They belong to a host, not to a service.

@@ -228,31 +228,6 @@ class PrometheusBackend:
         await self.client.aclose()
 
 
-_AGGREGATION = re.compile(
-    r"^\s*(?P<op>sum|avg|min|max|count)\s*(?:by\s*\((?P<by>[\w\s,]*)\))?\s*\((?P<inner>.+)\)\s*$", re.S
-)
-
-
-def _aggregate(op: str, by: str | None, inner: list[tuple[dict[str, str], np.ndarray, np.ndarray]],
-               grid: np.ndarray, query: str) -> list[Series]:
-    """Prometheus's aggregation operators over instant vectors, evaluated at each grid point."""
-    keys = [k.strip() for k in (by or "").split(",") if k.strip()]
-    groups: dict[tuple, list[tuple[np.ndarray, np.ndarray]]] = {}
-    for labels, ts, values in inner:
-        groups.setdefault(tuple((k, labels[k]) for k in keys if k in labels), []).append((ts, values))
-    reduce = {"sum": np.nansum, "avg": np.nanmean, "min": np.nanmin, "max": np.nanmax,
-              "count": lambda m, axis: np.sum(~np.isnan(m), axis=axis)}[op]
-    out = []
-    for key, members in sorted(groups.items()):
-        matrix = np.full((len(members), grid.size), np.nan)
-        for row, (ts, values) in enumerate(members):
-            matrix[row, np.searchsorted(grid, ts)] = values
-        present = ~np.all(np.isnan(matrix), axis=0)
-        if present.any():
-            out.append(Series(dict(key), grid[present].copy(), reduce(matrix[:, present], axis=0), query))
-    return out
-
-
 @dataclass
 class _StoredSeries:
     labels: dict[str, str]
@@ -328,9 +303,9 @@ class EmbeddedBackend:
     """Answers PromQL over OpenMetrics text files, with Prometheus's evaluation rules.
 
     Every type of the format is accepted (gauges, counters, histograms, summaries); ``# TYPE`` lines
-    are the metadata. Plain selectors and simple aggregations are answered directly; anything else
-    goes to the evaluator (tools/promql_eval.py), which follows Prometheus 2.42's semantics (rate's
-    extrapolation and reset handling, histogram_quantile's interpolation). Loaded once per instance;
+    are the metadata. Plain selectors are answered directly; anything else goes to the evaluator
+    (tools/promql_eval.py), which follows Prometheus 2.42's semantics (rate's extrapolation and
+    reset handling, histogram_quantile's interpolation, NaN in aggregations). Loaded once per instance;
     the demo and the bundled scenarios need no server.
     """
 
@@ -389,10 +364,6 @@ class EmbeddedBackend:
         grid = start + step * np.arange(int(math.floor((end - start) / step)) + 1)
         if parse_selector(query) is not None:
             return [Series(labels, ts, values, query) for labels, ts, values in self._evaluate(query, grid)]
-        aggregation = _AGGREGATION.match(query)
-        if aggregation and parse_selector(aggregation.group("inner")) is not None:
-            inner = self._evaluate(aggregation.group("inner"), grid)
-            return _aggregate(aggregation.group("op"), aggregation.group("by"), inner, grid, query)
         from tools.promql_eval import UnsupportedQuery, evaluate_range
 
         stored = [(s.labels, s.timestamps, s.values) for s in self._load()]

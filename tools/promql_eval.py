@@ -241,7 +241,7 @@ class _Evaluator:
         self.grid_ms = np.round(self.grid * 1000.0).astype(np.int64)
         self.steps = self.grid.size
         self.lookback_ms = int(round(lookback_s * 1000.0))
-        self._prepared: list[tuple[dict[str, str], np.ndarray, np.ndarray]] | None = None
+        self._converted: dict[int, tuple[dict[str, str], np.ndarray, np.ndarray]] = {}
 
     # --- dispatch ---------------------------------------------------------------------------------
 
@@ -278,18 +278,19 @@ class _Evaluator:
 
     # --- selectors --------------------------------------------------------------------------------
 
-    def _prepare(self) -> list[tuple[dict[str, str], np.ndarray, np.ndarray]]:
-        if self._prepared is None:
-            prepared = []
-            for labels, stamps, values in self.raw:
-                ts = np.round(np.asarray(stamps, dtype=float) * 1000.0).astype(np.int64)
-                vals = np.asarray(values, dtype=float)
-                if ts.size > 1 and np.any(np.diff(ts) < 0):
-                    order = np.argsort(ts, kind="stable")
-                    ts, vals = ts[order], vals[order]
-                prepared.append((dict(labels), ts, vals))
-            self._prepared = prepared
-        return self._prepared
+    def _prepared(self, index: int) -> tuple[dict[str, str], np.ndarray, np.ndarray]:
+        """A stored series with millisecond timestamps, converted when a selector first picks it
+        (a file may hold far more series than a query reads)."""
+        done = self._converted.get(index)
+        if done is None:
+            labels, stamps, values = self.raw[index]
+            ts = np.round(np.asarray(stamps, dtype=float) * 1000.0).astype(np.int64)
+            vals = np.asarray(values, dtype=float)
+            if ts.size > 1 and np.any(np.diff(ts) < 0):
+                order = np.argsort(ts, kind="stable")
+                ts, vals = ts[order], vals[order]
+            done = self._converted[index] = (dict(labels), ts, vals)
+        return done
 
     def _selected(self, selector) -> tuple[list[tuple[dict[str, str], np.ndarray, np.ndarray]], int]:
         """The stored series a selector picks, and its offset in milliseconds."""
@@ -303,7 +304,7 @@ class _Evaluator:
             tests.append(lambda labels, want=selector.name: labels.get(NAME, "") == want)
         for matcher in matchers.matchers:
             tests.append(self._matcher(matcher))
-        found = [item for item in self._prepare() if all(test(item[0]) for test in tests)]
+        found = [self._prepared(i) for i, item in enumerate(self.raw) if all(test(item[0]) for test in tests)]
         return found, _ms(selector.offset)
 
     @staticmethod
