@@ -147,15 +147,22 @@ def _mentions(profile: "Profile", names: Iterable[str]) -> set[str]:
     return {n for n in names if n != profile.name and re.search(rf"(?<![\w-]){re.escape(n.lower())}(?![\w-])", text)}
 
 
-def _victim_of(profile: "Profile", profiles: dict[str, "Profile"], topology: dict[str, list[str]]) -> str | None:
+def _victim_of(profile: "Profile", profiles: dict[str, "Profile"], topology: dict[str, list[str]],
+               undone: dict[str, float] | None = None) -> str | None:
     """The component whose failure this one is a knock-on effect of, if any.
 
     A component is a victim when something it depends on (by the topology, or by naming it in its
     own new error logs), or a sender its traffic series name as tenant or client, departed from
-    normal no later than it did.
+    normal no later than it did — and, when this component had a release of its own just before,
+    before that release landed: what departed after it may be the release's own effect (a caller
+    that fails its requests sends its database less work).
     """
     if profile.onset is None:
         return None
+    undone = undone or {}
+    own_changes = [c.ts for c in profile.changes
+                   if 0 <= profile.onset - c.ts <= 1800 and undone.get(c.id, math.inf) > profile.onset]
+    caused_after = min(own_changes) if own_changes else math.inf
     senders = {a.series.labels.get(label) for a in profile.anomalies if a.component == profile.name
                for label in ATTRIBUTION_LABELS} & set(profiles)
     suspects = _upstream(topology, profile.name) | _mentions(profile, profiles) | senders
@@ -166,6 +173,7 @@ def _victim_of(profile: "Profile", profiles: dict[str, "Profile"], topology: dic
         (other.onset, name) for name in suspects
         if (other := profiles.get(name)) is not None and other.onset is not None
         and other.strength >= 0.3 and other.onset <= profile.onset
+        and (other.onset < caused_after or name in senders)  # a sender's load is its own doing
     ]
     # Output quality falling right after a model or index swap upstream: the swap's component is
     # the cause even though its own metrics (latency, errors) do not show it.
@@ -299,7 +307,9 @@ def analyse(obs: Observations) -> Diagnosis:
     change_ids = _change_evidence(obs, profiles, split, onset, back, evidence)
     precedent = _incident_evidence(obs, evidence)
 
-    victims = {name: cause for name, p in profiles.items() if (cause := _victim_of(p, profiles, obs.topology))}
+    undone = undone_at(obs.changes)
+    victims = {name: cause for name, p in profiles.items()
+               if (cause := _victim_of(p, profiles, obs.topology, undone))}
     candidates = _candidates(obs, profiles, service, split, onset, change_ids, victims, precedent)
     hypotheses = _rank(candidates, service or "unknown", onset)
     by_id = {e.id: e for e in evidence}
