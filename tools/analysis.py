@@ -147,6 +147,13 @@ def _mentions(profile: "Profile", names: Iterable[str]) -> set[str]:
     return {n for n in names if n != profile.name and re.search(rf"(?<![\w-]){re.escape(n.lower())}(?![\w-])", text)}
 
 
+def _names_in(item: TemplateChange, profiles: dict[str, "Profile"], writer: str) -> set[str]:
+    """Known components other than its writer that a log template names."""
+    text = f"{item.template.text} {item.template.example}".lower()
+    return {n for n in profiles if n != writer
+            and re.search(rf"(?<![\w-]){re.escape(n.lower())}(?![\w-])", text)}
+
+
 def _victim_of(profile: "Profile", profiles: dict[str, "Profile"], topology: dict[str, list[str]],
                undone: dict[str, float] | None = None) -> str | None:
     """The component whose failure this one is a knock-on effect of, if any.
@@ -160,8 +167,10 @@ def _victim_of(profile: "Profile", profiles: dict[str, "Profile"], topology: dic
     if profile.onset is None:
         return None
     undone = undone or {}
+    # Only a release this component reacted to at once (within three minutes): one that ran
+    # quietly for longer did not start what its dependency is doing now.
     own_changes = [c.ts for c in profile.changes
-                   if 0 <= profile.onset - c.ts <= 1800 and undone.get(c.id, math.inf) > profile.onset]
+                   if 0 <= profile.onset - c.ts <= 180 and undone.get(c.id, math.inf) > profile.onset]
     caused_after = min(own_changes) if own_changes else math.inf
     senders = {a.series.labels.get(label) for a in profile.anomalies if a.component == profile.name
                for label in ATTRIBUTION_LABELS} & set(profiles)
@@ -592,7 +601,10 @@ def _signature_support(profile: Profile) -> dict[str, tuple[float, list[SeriesAn
     saturated = [
         a for a in anomalies
         if a.signal.kind == "saturation" and a.anomaly.direction == "up"
-        and (a.anomaly.peak >= 0.85 if a.anomaly.baseline_median <= 1.0 else True)
+        # A ratio near full, or an absolute amount (bytes, connections, queued) well above its normal:
+        # a few per cent more memory is drift, not exhaustion.
+        and (a.anomaly.peak >= 0.85 if a.anomaly.baseline_median <= 1.0
+             else a.anomaly.level_after >= 1.3 * a.anomaly.baseline_median)
     ]
     surging = [a for a in anomalies if a.signal.kind == "traffic" and a.anomaly.direction == "up"]
     # A surge is load far above normal: a third more is growth, three times is a surge. Tokens or
@@ -668,6 +680,10 @@ def _candidates(obs: Observations, profiles: dict[str, Profile], service: str | 
         service_core = profiles[service].strength
     downstream_quality = _downstream_quality(profiles, obs.topology, service)
     undone = undone_at(obs.changes)
+    # New error templates that blame a dependency, per component that wrote them.
+    blame = {p.name: [t for t in p.templates if t.evidence_id
+                      and "dependency" in cause_hints(t.template.text + " " + t.template.example)]
+             for p in profiles.values()}
     out: list[Candidate] = []
     for profile in profiles.values():
         name = profile.name
@@ -704,6 +720,8 @@ def _candidates(obs: Observations, profiles: dict[str, Profile], service: str | 
                        if t.template.worst_level in ("error", "fatal")]
         for item in log_items:
             hints = cause_hints(item.template.text + " " + item.template.example)
+            if "dependency" in hints and _names_in(item, profiles, name):
+                del hints["dependency"]  # it blames the component it names: counted there
             for category, hits in hints.items():
                 strength = item.strength * min(1.0, 0.6 + 0.2 * hits)
                 if strength > support[category].get("logs", 0.0):
@@ -714,6 +732,18 @@ def _candidates(obs: Observations, profiles: dict[str, Profile], service: str | 
                 where = [label.split("=", 1) for label, _ in item.template.labels.most_common(1)]
                 if where and where[0][0] in SCOPE_LABELS and len(item.template.labels) <= 2:
                     scopes[category].setdefault(where[0][0], where[0][1])
+
+        # Other components' new errors that blame this one by name ("upstream database postgres
+        # timed out"): the dependency they point at is here.
+        blamed = [(item, caller) for caller, items in blame.items() if caller != name for item in items
+                  if name in _names_in(item, profiles, caller)]
+        for item, caller in blamed:
+            strength = item.strength * 0.8
+            if strength > support["dependency"].get("logs", 0.0):
+                support["dependency"]["logs"] = strength
+                reasons["dependency"].append(f"{caller}'s log '{item.template.text[:90]}' "
+                                             f"{'appeared' if item.new else 'spiked'} ({item.after} lines)")
+            evidence["dependency"].append(item.evidence_id)
 
         change_reason: dict[str, str] = {}
         own_start = profile.onset if profile.onset is not None else split

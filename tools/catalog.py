@@ -75,6 +75,9 @@ DEFAULT_SIGNALS: tuple[Signal, ...] = (
            "share of requests answered with 5xx"),
     Signal("latency_p99", "latency", "up", "symptom", r"latency|duration|response_time",
            _H.format(metric="http_request_duration_seconds"), "request latency, p99"),
+    # Requests in flight pile up when answers slow down: a symptom of latency, not more traffic.
+    Signal("in_flight", "latency", "up", "symptom", r"in_?progress|inflight|in_flight",
+           None, "requests being served at once"),
     Signal("request_rate", "cost_spike", "both", "traffic", r"requests_per_second|request_rate|\brps\b|qps|requests",
            'sum(rate(http_requests_total{service="{service}"}[5m]))', "requests per second"),
     Signal("saturation", "latency", "up", "saturation", r"utili[sz]ation|saturation|cpu|memory|pool|connections|disk|inflight",

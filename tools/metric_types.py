@@ -99,7 +99,10 @@ def status_label(label_sets: Iterable[dict[str, str]]) -> str | None:
 
 
 def is_host_series(labels: dict[str, str]) -> bool:
-    return labels.get("__name__", "").startswith(HOST_PREFIX)
+    """node_exporter's series about a host. One relabelled with a service (``service``/``app``) is
+    that service's own reading and stays with it."""
+    return (labels.get("__name__", "").startswith(HOST_PREFIX)
+            and not labels.get("service") and not labels.get("app"))
 
 
 def host_of(labels: dict[str, str]) -> str | None:
