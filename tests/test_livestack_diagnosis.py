@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -47,10 +48,11 @@ def _ts(text: str | None) -> float | None:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() if text else None
 
 
-def diagnose(config: Path, symptom: str, *extra: str) -> tuple[dict, float]:
+def diagnose(config: Path, symptom: str, *extra: str, env: dict[str, str] | None = None) -> tuple[dict, float]:
     started = time.monotonic()
     run = subprocess.run([sys.executable, "-m", "bot.cli", "diagnose", symptom, "--config", str(config), "--json",
-                          *extra], capture_output=True, text=True, timeout=120, cwd=config.parent)
+                          *extra], capture_output=True, text=True, timeout=120, cwd=config.parent,
+                         env={**os.environ, **(env or {})})
     elapsed = time.monotonic() - started
     assert run.returncode == 0, run.stderr[-2000:]
     return json.loads(run.stdout), elapsed
@@ -129,6 +131,17 @@ def test_live_faults_are_diagnosed(tmp_path):
               decoy="recommend")
         assert any(re.match(r"\d+ min of metric history: baseline shortened", text) for text in result["limits"]), \
             result["limits"]
+
+        # sleuth.example.yml, as written, against this Prometheus: its custom error ratio for
+        # checkout (0, not absent, before the first 5xx) runs and shows the departure.
+        example = tmp_path / "example" / "sleuth.yml"
+        example.parent.mkdir()
+        shutil.copy(Path(__file__).resolve().parent.parent / "sleuth.example.yml", example)
+        result, _ = diagnose(example, "checkout is returning 500s", env={"PROMETHEUS_URL": stack.url})
+        assert result["sources"]["metrics"]["status"] == "ok", result["sources"]["metrics"]
+        assert result["incident"]["service"] == "checkout"
+        assert any(e["source"] == "metrics" and e["component"] == "checkout" and "[1m]" in e["query"]
+                   and "or 0 *" in e["query"] for e in result["evidence"]), [e["query"] for e in result["evidence"]]
 
         # The rollback: a mitigation from now on, never a suspect.
         back = stack.release("checkout", "v1")

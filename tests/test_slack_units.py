@@ -242,3 +242,16 @@ def test_flows_do_not_import_bolt():
     for name in ("flows", "blocks", "commands", "incidents", "reports"):
         text = (ROOT / "bot" / "slack" / f"{name}.py").read_text()
         assert "import slack_bolt" not in text and "from slack_bolt" not in text, name
+
+
+def test_what_limited_the_investigation_is_said_under_the_facts():
+    diagnosis = _diagnosis()
+    diagnosis["limits"] = ["12 min of metric history: baseline shortened to 6 min, onset searched in the last 6 min",
+                           "no day-earlier comparison <b>"]
+    _, blocks = B.diagnosis_message(diagnosis, thread_id="T:C:1.2", pending=[])
+    assert check_blocks(blocks) == []
+    contexts = [b for b in blocks if b["type"] == "context"]
+    said = json.dumps(contexts[0])
+    assert ":warning: 12 min of metric history" in said and "&lt;b&gt;" in said
+    # Right under the facts, before any hypothesis: a thin basis is read first.
+    assert blocks.index(contexts[0]) == 2

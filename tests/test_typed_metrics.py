@@ -10,6 +10,8 @@ give the same diagnosis.
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from datetime import datetime, timezone
 
 import pytest
@@ -112,6 +114,10 @@ async def test_a_young_stack_says_what_limited_it(tmp_path, prometheus):
     onset_found = datetime.fromisoformat(d.incident["onset"].replace("Z", "+00:00")).timestamp()
     assert abs(onset_found - onset) <= 60
     assert_typed(d)
+    # The terminal report says it too.
+    shown = subprocess.run([sys.executable, "-m", "bot.cli", "diagnose", "checkout is returning 500s",
+                            "--scenario", str(folder)], capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0 and "limited: 12 min of metric history" in shown.stdout, shown.stdout[-2000:]
     # Log rates are over the twelve minutes the logs cover, not a nominal three hours.
     for e in d.evidence:
         if e.source == "logs" and "rate jumped" in e.summary:
