@@ -156,3 +156,27 @@ async def test_a_rollback_is_a_mitigation_not_a_suspect(tmp_path):
     assert (top.category, top.component) == ("code_change", "checkout")
     assert "rel-42" in top.statement
     assert abs(datetime.fromisoformat(d.incident["onset"].replace("Z", "+00:00")).timestamp() - onset) <= 60
+
+
+@pytest.mark.prometheus
+async def test_a_backend_that_refuses_the_history_probe_still_gets_a_diagnosis(tmp_path, prometheus):
+    """A PromQL-compatible backend that refuses one of the scan's own questions (how much history
+    there is) costs the adaptation, not the investigation: the configured frame is used and the
+    result says why."""
+    from tests.standins import ProxyStandIn, Reply
+
+    class RefusingCount(ProxyStandIn):
+        def respond(self, request):
+            if (request.param("query") or "").startswith("count("):
+                return Reply.json(422, {"status": "error", "errorType": "execution", "error": "count is disabled here"})
+            return super().respond(request)
+
+    folder = bad_release_stack().write(tmp_path / "s", "checkout is returning 500s")
+    scenario = load_scenario(folder)
+    server = prometheus.serve(folder / "metrics.om")
+    with RefusingCount(server.url) as proxy:
+        d = await investigate(scenario.request, on_prometheus(scenario, proxy.url))
+    assert d.sources["metrics"].status == "ok", d.sources["metrics"].reason
+    assert any(text.startswith("could not tell how much metric history exists") and "count is disabled here" in text
+               for text in d.limits), d.limits
+    assert (d.hypotheses[0].category, d.hypotheses[0].component) == ("code_change", "checkout")

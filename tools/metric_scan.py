@@ -36,7 +36,7 @@ from tools.metric_types import (
     ERROR_STATUS, HOST_QUERIES, host_component, host_of, is_host_series, reading_of, rate_window, regex_of,
     status_label,
 )
-from tools.metrics import MetricsBackend, Series, _escape, parse_selector, selector_for
+from tools.metrics import MetricsBackend, Series, _escape, pod_regex, selector_for
 
 COMPONENT_LABELS = ("service", "job", "app")
 MIN_BASELINE_POINTS = 10  # the detector needs this many baseline points
@@ -116,9 +116,7 @@ def _owner(labels: dict[str, str], components: set[str], pods: dict[str, re.Patt
 
 
 def _pod_pattern(component: str) -> re.Pattern:
-    # Pods carry the workload name plus a generated suffix (a Deployment's "<hash>-<5>", a
-    # StatefulSet's ordinal), so "checkout" matches checkout-7d9f8c6b5-x2x9q but not checkout-db-0.
-    return re.compile(rf"{re.escape(component)}-([a-z0-9]{{4,10}}-[a-z0-9]{{5}}|[0-9]+)")
+    return re.compile(pod_regex(component))
 
 
 async def _timing(backend: MetricsBackend, probe: str | None, window_start: float, baseline_s: float,
@@ -127,28 +125,48 @@ async def _timing(backend: MetricsBackend, probe: str | None, window_start: floa
     earliest_wanted = window_start - baseline_s - DAY_S
     history_start: float | None = None
     scrape: float | None = None
-    if probe:
-        coarse = max(configured_step, (at - earliest_wanted) / 240)
-        out.queries += 1
-        found = await backend.query_range(f"count({probe})", earliest_wanted, at, coarse)
-        if found and found[0].timestamps.size:
-            first = float(found[0].timestamps[0])
-            if first > earliest_wanted + coarse / 2:
-                # The history begins inside the range: find where to the second.
-                out.queries += 1
-                fine = await backend.query_range(f"count({probe})", first - coarse, first, max(1.0, coarse / 240))
-                history_start = float(fine[0].timestamps[0]) if fine and fine[0].timestamps.size else first
-            else:
-                history_start = None  # there is data at least as far back as wanted
-        out.queries += 1
-        try:
-            samples = await backend.raw_samples(probe, at, 600.0)
-        except SourceError:
-            samples = []
-        gaps = [np.diff(ts) for ts in samples if ts.size >= 3]
-        if gaps:
-            scrape = float(np.median(np.concatenate(gaps)))
     limits: list[str] = []
+    if probe:
+        try:
+            history_start, scrape = await _history(backend, probe, earliest_wanted, at, configured_step, out)
+        except SourceError as exc:
+            # The investigation goes on with the configured frame; the result says what is unknown.
+            limits.append(f"could not tell how much metric history exists ({exc}); the configured window, "
+                          "baseline and step are used as they are")
+    return _frame(history_start, scrape, window_start, baseline_s, at, configured_step, limits)
+
+
+async def _history(backend: MetricsBackend, probe: str, earliest_wanted: float, at: float,
+                   configured_step: float, out: ScanResult) -> tuple[float | None, float | None]:
+    """(when the history starts, or None when it reaches back as far as wanted; the scrape interval)."""
+    history_start: float | None = None
+    scrape: float | None = None
+    coarse = max(configured_step, (at - earliest_wanted) / 240)
+    out.queries += 1
+    found = await backend.query_range(f"count({probe})", earliest_wanted, at, coarse)
+    if found and found[0].timestamps.size:
+        first = float(found[0].timestamps[0])
+        if first > earliest_wanted + coarse / 2:
+            # The history begins inside the range: find where to the second.
+            out.queries += 1
+            fine = await backend.query_range(f"count({probe})", first - coarse, first, max(1.0, coarse / 240))
+            history_start = float(fine[0].timestamps[0]) if fine and fine[0].timestamps.size else first
+        else:
+            history_start = None  # there is data at least as far back as wanted
+    out.queries += 1
+    try:
+        samples = await backend.raw_samples(probe, at, 600.0)
+    except SourceError:
+        samples = []
+    gaps = [np.diff(ts) for ts in samples if ts.size >= 3]
+    if gaps:
+        scrape = float(np.median(np.concatenate(gaps)))
+    return history_start, scrape
+
+
+def _frame(history_start: float | None, scrape: float | None, window_start: float, baseline_s: float,
+           at: float, configured_step: float, limits: list[str]) -> Timing:
+    """The window, baseline and step the history allows, and sentences on what it limited."""
     window_s = at - window_start
     step = configured_step
     if history_start is not None and history_start > window_start - baseline_s:
@@ -279,8 +297,7 @@ async def scan(backend: MetricsBackend, *, window_start: float, baseline_s: floa
     ordered = list(dict.fromkeys(([named] if named else []) + deps + wanted))
     matchers = [f'{{{label}=~"{regex_of(ordered)}"}}' for label in COMPONENT_LABELS] if ordered else []
     if ordered:
-        pods = "|".join(f"{re.escape(c)}-([a-z0-9]{{4,10}}-[a-z0-9]{{5}}|[0-9]+)" for c in ordered)
-        matchers.append(f'{{pod=~"{_escape(pods)}"}}')
+        matchers.append(f'{{pod=~"{_escape("|".join(pod_regex(c) for c in ordered))}"}}')
     host_names = sorted({n for q in HOST_QUERIES for n in q.requires})
     matchers += [f'{{__name__="{n}"}}' for n in host_names]
     out.queries += 2

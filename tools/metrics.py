@@ -456,10 +456,18 @@ def open_backend(config: MetricsConfig) -> MetricsBackend | None:
     return None
 
 
+# Pods carry the workload name plus a generated suffix (a Deployment's "<hash>-<5>", a
+# StatefulSet's ordinal), so "checkout" matches checkout-7d9f8c6b5-x2x9q but not checkout-db-0.
+POD_SUFFIX = "-([a-z0-9]{4,10}-[a-z0-9]{5}|[0-9]+)"
+
+
+def pod_regex(component: str) -> str:
+    """The regex (Python's and PromQL's) of the pods of a workload named ``component``."""
+    return re.escape(component) + POD_SUFFIX
+
+
 def discovery_matchers(component: str, labels: Iterable[str] = DISCOVERY_LABELS) -> list[str]:
     """Selectors that find every series belonging to a component, by its usual labels."""
     value = _escape(component)
-    # Pods carry the workload name plus a generated suffix (a Deployment's "<hash>-<5>", a
-    # StatefulSet's ordinal), so "checkout" matches checkout-7d9f8c6b5-x2x9q but not checkout-db-0.
-    pod = f"{_escape(re.escape(component))}-([a-z0-9]{{4,10}}-[a-z0-9]{{5}}|[0-9]+)"
+    pod = _escape(pod_regex(component))
     return [f'{{{label}=~"{pod}"}}' if label == "pod" else f'{{{label}="{value}"}}' for label in labels]
