@@ -155,7 +155,7 @@ def _names_in(item: TemplateChange, profiles: dict[str, "Profile"], writer: str)
 
 
 def _victim_of(profile: "Profile", profiles: dict[str, "Profile"], topology: dict[str, list[str]],
-               undone: dict[str, float] | None = None) -> str | None:
+               undone: dict[str, float] | None = None, step_s: float = 0.0) -> str | None:
     """The component whose failure this one is a knock-on effect of, if any.
 
     A component is a victim when something it depends on (by the topology, or by naming it in its
@@ -181,7 +181,8 @@ def _victim_of(profile: "Profile", profiles: dict[str, "Profile"], topology: dic
     earlier = [
         (other.onset, name) for name in suspects
         if (other := profiles.get(name)) is not None and other.onset is not None
-        and other.strength >= 0.3 and other.onset <= profile.onset
+        # Within one step of each other, two departures cannot be ordered: the dependency's counts.
+        and other.strength >= 0.3 and other.onset <= profile.onset + step_s
         and (other.onset < caused_after or name in senders)  # a sender's load is its own doing
     ]
     # Output quality falling right after a model or index swap upstream: the swap's component is
@@ -318,7 +319,7 @@ def analyse(obs: Observations) -> Diagnosis:
 
     undone = undone_at(obs.changes)
     victims = {name: cause for name, p in profiles.items()
-               if (cause := _victim_of(p, profiles, obs.topology, undone))}
+               if (cause := _victim_of(p, profiles, obs.topology, undone, obs.step_s))}
     candidates = _candidates(obs, profiles, service, split, onset, change_ids, victims, precedent)
     hypotheses = _rank(candidates, service or "unknown", onset)
     by_id = {e.id: e for e in evidence}
