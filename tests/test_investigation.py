@@ -243,4 +243,21 @@ async def test_the_change_closest_before_the_onset_is_cited_and_one_after_it_is_
     top = d.hypotheses[0]
     assert top.category == "operation_error" and "chg-2" in top.statement
     infra = [h for h in d.hypotheses if h.category == "infrastructure"]
-    assert all(h.confidence < 0.6 * top.confidence and "after the onset" in h.statement for h in infra)
+    # The reboot three minutes after the onset did not start it: ruled out, with the reason.
+    assert infra and all(h.status == "refuted" and "before chg-3 landed" in h.why_lower for h in infra)
+
+
+async def test_a_change_that_landed_after_its_component_departed_is_ruled_out(tmp_path):
+    # search's latency rose ten minutes before its release landed: the release did not start it.
+    b = ScenarioBuilder(symptom="checkout is returning 500s", services={"checkout": ["payments"]})
+    ts, onset = b.ts, AT - 20 * 60
+    b.metric("http_error_ratio", {"service": "checkout"}, step_up(ts, daily(ts, 0.002, noise=0.1, seed=1), onset, 0.2))
+    b.metric("http_request_latency_p99_seconds", {"service": "search"},
+             step_up(ts, daily(ts, 0.2, noise=0.05, seed=2), onset - 10 * 60, 0.3))
+    b.change("rel-1", onset - 60, "checkout", "deploy", "checkout v2", version="v2", previous_version="v1")
+    b.change("rel-2", onset, "search", "deploy", "search v9", version="v9", previous_version="v8")
+    d = await diagnose(b.write(tmp_path / "s"))
+    assert (d.hypotheses[0].category, d.hypotheses[0].component) == ("code_change", "checkout")
+    search = [h for h in d.hypotheses if h.component == "search" and h.category == "code_change"]
+    assert search and search[0].status == "refuted"
+    assert "departed 10 min before rel-2 landed" in search[0].why_lower

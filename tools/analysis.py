@@ -829,6 +829,13 @@ def _candidates(obs: Observations, profiles: dict[str, Profile], service: str | 
             if (profile.series and profile.strength == 0 and parts.get("changes") and not parts.get("logs")
                     and effective_core == 0):
                 refuted = f"{name} shows no departure from its baseline in the window"
+            elif change is not None and category == CHANGE_KIND_CATEGORY.get(change.kind) and not parts.get("logs"):
+                # A change cannot have started what was already under way when it landed (a step
+                # of slack for where the samples fall).
+                own = [a.anomaly.onset for a in profile.anomalies if a.component == name]
+                if own and max(own) < change.ts - obs.step_s:
+                    refuted = (f"{name} departed {_minutes(change.ts - max(own))} before {change.id} landed: "
+                               "the change did not start it")
             out.append(Candidate(
                 category=category,
                 component=name,
