@@ -343,6 +343,8 @@ class _Evaluator:
         args = list(node.args)
         if name in _RANGE_FUNCTIONS:
             return self._range_function(name, args)
+        if name in _ELEMENTWISE:
+            return self._elementwise(args, _ELEMENTWISE[name])
         handler = getattr(self, f"_fn_{name}", None)
         if handler is None:
             raise UnsupportedQuery(f"the function {name}() is not supported by the embedded evaluator")
@@ -370,33 +372,6 @@ class _Evaluator:
         vector = self._vector_arg(args[0])
         with np.errstate(all="ignore"):
             return _merge([(_without_name(s.labels), compute(s.values), s.present) for s in vector.series])
-
-    def _fn_abs(self, args):
-        return self._elementwise(args, np.abs)
-
-    def _fn_ceil(self, args):
-        return self._elementwise(args, np.ceil)
-
-    def _fn_floor(self, args):
-        return self._elementwise(args, np.floor)
-
-    def _fn_sqrt(self, args):
-        return self._elementwise(args, np.sqrt)
-
-    def _fn_exp(self, args):
-        return self._elementwise(args, _go_exp)
-
-    def _fn_ln(self, args):
-        return self._elementwise(args, np.log)
-
-    def _fn_log2(self, args):
-        return self._elementwise(args, np.log2)
-
-    def _fn_log10(self, args):
-        return self._elementwise(args, np.log10)
-
-    def _fn_sgn(self, args):
-        return self._elementwise(args, np.sign)
 
     def _fn_round(self, args):
         to_nearest = self._scalar_arg(args[1]) if len(args) > 1 else np.ones(self.steps)
@@ -1215,3 +1190,8 @@ def evaluate_range(query: str, series: Sequence[SeriesTuple], grid: np.ndarray,
            for s in result.series if s.present.any()]
     out.sort(key=lambda item: _key(item[0]))
     return out
+
+
+# Functions applied to each sample alone: one table rather than a method each.
+_ELEMENTWISE = {"abs": np.abs, "ceil": np.ceil, "floor": np.floor, "sqrt": np.sqrt, "exp": _go_exp,
+                "ln": np.log, "log2": np.log2, "log10": np.log10, "sgn": np.sign}
