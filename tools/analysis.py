@@ -213,11 +213,32 @@ def _victim_of(profile: "Profile", profiles: dict[str, "Profile"], topology: dic
 # Labels that name who sent the traffic a series measures: when the value is itself a component,
 # the series says as much about that component as about the one that served it.
 ATTRIBUTION_LABELS = ("tenant", "client", "caller", "consumer", "source_service", "client_service")
+# Labels that name the other end of a call measured at the caller (client-side latency or errors of
+# calls to a callee): when the value is a component, the series measures that component (and the
+# network to it), not the caller that happens to export it.
+CALLEE_LABELS = ("callee", "upstream", "peer_service", "peer", "target_service", "destination_service",
+                 "destination", "dest_service", "remote_service", "server", "target")
+
+
+def callee_of(series: Series, component: str, known: set[str]) -> str | None:
+    """The component at the other end of an edge series exported by ``component``, if it names one."""
+    for label in CALLEE_LABELS:
+        other = series.labels.get(label)
+        if other and other != component and other in known:
+            return other
+    return None
 
 
 def _score_series(obs: Observations) -> dict[str, Profile]:
-    profiles: dict[str, Profile] = {name: Profile(name, list(obs.series[name])) for name in sorted(obs.series)}
-    known = set(obs.series) | set(obs.topology) | {t.service for t in obs.templates} | {c.service for c in obs.changes}
+    known = set(obs.series) | set(obs.topology) | {d for deps in obs.topology.values() for d in deps} \
+        | {t.service for t in obs.templates} | {c.service for c in obs.changes}
+    profiles: dict[str, Profile] = {name: Profile(name) for name in sorted(obs.series)}
+    owner: dict[int, str] = {}
+    for component in sorted(obs.series):
+        for series in obs.series[component]:
+            where = callee_of(series, component, known) or component
+            owner[id(series)] = where
+            profiles.setdefault(where, Profile(where)).series.append(series)
     for component in sorted(obs.series):
         for series in obs.series[component]:
             name = obs.signal_names.get(series.query)
@@ -226,8 +247,9 @@ def _score_series(obs: Observations) -> dict[str, Profile]:
                            signal.direction, obs.step_s)
             if found is None or found.score < 0.05:
                 continue
-            item = SeriesAnomaly(component, series, signal, found)
-            profiles[component].anomalies.append(item)
+            where = owner[id(series)]
+            item = SeriesAnomaly(where, series, signal, found)
+            profiles[where].anomalies.append(item)
             for label in ATTRIBUTION_LABELS:
                 sender = series.labels.get(label)
                 if sender and sender != component and sender in known:
@@ -235,6 +257,7 @@ def _score_series(obs: Observations) -> dict[str, Profile]:
                     other.series.append(series)
                     other.anomalies.append(item)
     for profile in profiles.values():
+        _confirm_short(profile, obs.step_s)
         profile.anomalies.sort(key=_anomaly_order)
     # A host's series belong to the services on it: its saturation can explain their symptoms, but a
     # busy host is not itself a place users see failing. It stands alone only when no service maps to it.
@@ -247,6 +270,17 @@ def _score_series(obs: Observations) -> dict[str, Profile]:
             profile.host_anomalies.extend(host_profile.anomalies)
         del profiles[host]
     return profiles
+
+
+def _confirm_short(profile: Profile, step_s: float) -> None:
+    """Keep a short departure (2-3 points) only where another signal of the same component departed
+    within a step of it: one series blipping is noise, two moving together are an event."""
+    def confirmed(item: SeriesAnomaly) -> bool:
+        return any(other is not item and other.series is not item.series
+                   and abs(other.anomaly.onset - item.anomaly.onset) <= step_s
+                   for other in profile.anomalies)
+
+    profile.anomalies = [a for a in profile.anomalies if not a.anomaly.short or confirmed(a)]
 
 
 def _anomaly_order(item: SeriesAnomaly) -> tuple:

@@ -33,13 +33,27 @@ class Anomaly:
     baseline_upper: float  # the baseline's own extreme (in the bad direction)
     level_after: float  # median raw value after onset
     peak: float  # most extreme raw value after onset
+    short: bool = False  # 2-3 points only: counts when another signal of the component confirms it
 
 
 def _robust_scale(values: np.ndarray, level: float) -> float:
     mad = float(np.median(np.abs(values - np.median(values)))) * 1.4826
     iqr = float(np.subtract(*np.percentile(values, [75, 25]))) / 1.349
     # A floor keeps a perfectly flat baseline from turning a tiny wobble into a huge z.
-    return max(mad, iqr, 0.01 * abs(level), 1e-9)
+    return max(mad, iqr, 0.01 * abs(level), _resolution(values), 1e-9)
+
+
+def _resolution(values: np.ndarray) -> float:
+    """The step between the few values a quantized series can take (0 for a continuous one).
+
+    A low-traffic p99 read from histogram buckets sits on a handful of values (0.005, 0.01,
+    0.025 s); moving one of those steps is the smallest change it can show, not a departure of
+    hundreds of deviations from a flat line.
+    """
+    distinct = np.unique(values)
+    if len(distinct) < 2 or len(distinct) > max(6, len(values) // 5):
+        return 0.0
+    return float(np.median(np.diff(distinct)))
 
 
 def _day_ago(ts: np.ndarray, values: np.ndarray, at: np.ndarray, step: float) -> np.ndarray:
@@ -108,43 +122,77 @@ def detect(
     return best
 
 
+def _runs(hits: np.ndarray, gap: int = 1) -> list[tuple[int, int]]:
+    """Stretches of hits as (first, last) indexes, bridging gaps of up to ``gap`` missed points."""
+    runs: list[tuple[int, int]] = []
+    for i in np.flatnonzero(hits):
+        if runs and i - runs[-1][1] <= gap + 1:
+            runs[-1] = (runs[-1][0], int(i))
+        else:
+            runs.append((int(i), int(i)))
+    return runs
+
+
+def _bar(z_base: np.ndarray) -> float:
+    """How far the baseline itself went, in z, leaving out earlier incidents.
+
+    Isolated points count (noise that spikes is normal for that series), and so do episodes that
+    recur (a cron job's bursts): the third tallest of them sets the bar. One or two episodes are
+    earlier incidents, and an incident an hour ago must not hide the one happening now.
+    """
+    z_base = np.minimum(z_base, Z_CAP)
+    hits = z_base > Z_THRESHOLD
+    episodes = [(a, b) for a, b in _runs(hits, gap=0) if b > a]
+    clean = np.ones(len(z_base), dtype=bool)
+    for a, b in episodes:
+        clean[max(0, a - 1): b + 2] = False
+    upper = float(np.percentile(z_base[clean], 99.5)) if clean.sum() >= 5 else float(np.percentile(z_base, 90))
+    heights = sorted((float(z_base[a: b + 1].max()) for a, b in episodes), reverse=True)
+    recurring = heights[2] if len(heights) >= 3 else 0.0
+    return max(upper, recurring)
+
+
 def _sustained(z: np.ndarray, z_base: np.ndarray, win_ts: np.ndarray, win: np.ndarray,
                base: np.ndarray, sign: float, name: str) -> Anomaly | None:
+    """The strongest departure of the window: a sustained one (4 of 5 points out of range, or out
+    of range from its start to the window's end), or a short one (2-3 points in a row) that the
+    caller keeps only when another signal of the same component confirms it."""
     hits = z > Z_THRESHOLD
     n = len(z)
-    onset_idx = None
-    for i in range(0, n - 1):
-        run = hits[i : i + RUN_LENGTH]
-        needed = min(RUN_HITS, len(run))
-        if hits[i] and run.sum() >= needed and len(run) >= 2:
-            onset_idx = i
-            break
-    if onset_idx is None:
-        return None
-    # Walk back over the rising edge: the departure starts before it crosses the threshold.
-    while onset_idx > 0 and z[onset_idx - 1] > Z_THRESHOLD / 2 and onset_idx > 0:
-        onset_idx -= 1
-    after = z[onset_idx:]
-    magnitude = float(min(np.percentile(after, 75), Z_CAP))
-    persistence = float((after > Z_THRESHOLD).mean())
-    upper = float(np.percentile(z_base, 99.5)) if z_base.size else 0.0
-    raw_after = win[onset_idx:]
-    level_after = float(np.median(raw_after))
-    peak = float(raw_after.max() if sign > 0 else raw_after.min())
-    base_extreme = float(base.max() if sign > 0 else base.min())
-    # Within the baseline's own range: as tall as the spikes it already had.
-    if magnitude <= max(upper * 1.2, Z_THRESHOLD):
-        return None
-    strength = 1 - math.exp(-(magnitude - Z_THRESHOLD) / 12)
-    score = round(strength * (0.4 + 0.6 * persistence), 4)
-    return Anomaly(
-        onset=float(win_ts[onset_idx]),
-        direction=name,
-        magnitude=round(magnitude, 2),
-        persistence=round(persistence, 3),
-        score=score,
-        baseline_median=float(np.median(base)),
-        baseline_upper=base_extreme,
-        level_after=level_after,
-        peak=peak,
-    )
+    upper = _bar(z_base)
+    best: Anomaly | None = None
+    for first, last in _runs(hits):
+        count = int(hits[first: last + 1].sum())
+        to_end = last == n - 1 and count == last - first + 1
+        consecutive = max(b - a + 1 for a, b in _runs(hits[first: last + 1], gap=0))
+        sustained = (count >= RUN_HITS and count >= 0.75 * (last - first + 1)) or (to_end and count >= 2)
+        if not sustained and consecutive < 2:
+            continue
+        onset_idx = first
+        # Walk back over the rising edge: the departure starts before it crosses the threshold.
+        while onset_idx > 0 and z[onset_idx - 1] > Z_THRESHOLD / 2 and not hits[onset_idx - 1]:
+            onset_idx -= 1
+        episode = np.minimum(z[onset_idx: last + 1], Z_CAP)
+        magnitude = float(np.percentile(episode, 75))
+        # Within the baseline's own range: as tall as the spikes it already had.
+        if magnitude <= max(upper * 1.2, Z_THRESHOLD):
+            continue
+        persistence = float((z[onset_idx:] > Z_THRESHOLD).mean())
+        strength = 1 - math.exp(-(magnitude - Z_THRESHOLD) / 12)
+        score = round(strength * (0.4 + 0.6 * persistence), 4)
+        if best is not None and score <= best.score:
+            continue
+        raw_after = win[onset_idx: last + 1]
+        best = Anomaly(
+            onset=float(win_ts[onset_idx]),
+            direction=name,
+            magnitude=round(magnitude, 2),
+            persistence=round(persistence, 3),
+            score=score,
+            baseline_median=float(np.median(base)),
+            baseline_upper=float(base.max() if sign > 0 else base.min()),
+            level_after=float(np.median(raw_after)),
+            peak=float(raw_after.max() if sign > 0 else raw_after.min()),
+            short=not sustained,
+        )
+    return best
