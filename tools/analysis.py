@@ -220,6 +220,11 @@ CALLEE_LABELS = ("callee", "upstream", "peer_service", "peer", "target_service",
                  "destination", "dest_service", "remote_service", "server", "target")
 
 
+# Client-side series (calls a component makes) that name no callee.
+OUTBOUND = re.compile(r"(^|_)(outbound|egress|client|upstream|downstream)(_|$)")
+OUTBOUND_WEIGHT = 0.4
+
+
 def callee_of(series: Series, component: str, known: set[str]) -> str | None:
     """The component at the other end of an edge series exported by ``component``, if it names one."""
     for label in CALLEE_LABELS:
@@ -248,6 +253,10 @@ def _score_series(obs: Observations) -> dict[str, Profile]:
             if found is None or found.score < 0.05:
                 continue
             where = owner[id(series)]
+            if where == component and OUTBOUND.search(series.name):
+                # Its calls out got slow or failed, and the series does not say to whom: that is
+                # about what it depends on more than about itself.
+                found.score = round(found.score * OUTBOUND_WEIGHT, 4)
             item = SeriesAnomaly(where, series, signal, found)
             profiles[where].anomalies.append(item)
             for label in ATTRIBUTION_LABELS:
@@ -336,7 +345,10 @@ def analyse(obs: Observations) -> Diagnosis:
         symptoms = [profiles[service].anomalies[0].signal.symptom]
     onset, symptom_series = _symptom_onset(profiles.get(service) if service else None, symptoms)
     if onset is None:
-        # The service itself shows nothing: anchor on the strongest departure anywhere.
+        # The service's metrics show nothing: anchor on when errors broke out in the logs, or
+        # else on the strongest departure anywhere.
+        onset = _log_onset(obs)
+    if onset is None:
         strong = [a for p in profiles.values() for a in p.anomalies if a.anomaly.score >= 0.3]
         onset = min((a.anomaly.onset for a in strong), default=None)
     split = onset if onset is not None else obs.window_start
@@ -446,6 +458,40 @@ def _log_evidence(obs: Observations, profiles: dict[str, Profile], split: float,
                      "hints": cause_hints(t.text + " " + t.example)},
         ))
         item.evidence_id = f"l{number}"
+
+
+ERROR_LEVELS = ("error", "fatal")
+LOG_ONSET_STRENGTH = 0.5
+
+
+def _log_onset(obs: Observations) -> float | None:
+    """When errors last broke out: the latest minute of the window at which error templates
+    appeared or began to spike about as strongly as at the strongest such minute. The window may
+    hold an earlier outbreak that has ended; the responder asks about the one happening now.
+    None when no error template changed clearly."""
+    errors = [t for t in obs.templates if t.worst_level in ERROR_LEVELS]
+    if not errors:
+        return None
+    start = obs.window_start - obs.baseline_s
+    scored: list[tuple[float, float, float]] = []
+    split = math.floor(obs.window_start / 60) * 60
+    while split < obs.at - 60:
+        outbreak, strongest = 0.0, 0.0
+        for change in template_changes(errors, split, start, obs.at):
+            # Only templates that break out here (their first line after the split comes within
+            # two minutes), not ones still running from an earlier outbreak.
+            first = min((m * 60 for m in change.template.minutes if m * 60 >= split), default=math.inf)
+            if first - split <= 120:
+                outbreak += change.strength
+                strongest = max(strongest, change.strength)
+        scored.append((outbreak, strongest, split))
+        split += 60
+    best = max((outbreak for outbreak, _, _ in scored), default=0.0)
+    top = max((strongest for _, strongest, _ in scored), default=0.0)
+    if top < LOG_ONSET_STRENGTH:
+        return None
+    return max(split for outbreak, strongest, split in scored
+               if outbreak >= 0.5 * best and strongest >= LOG_ONSET_STRENGTH)
 
 
 def undone_at(changes: list[Change]) -> dict[str, float]:
@@ -561,11 +607,13 @@ def _proximity(lead_s: float) -> float:
 # --- hypotheses ---------------------------------------------------------------------------------
 
 
-def _earliness(profile: Profile, onset: float | None) -> float:
+def _earliness(profile: Profile, onset: float | None, step_s: float = 60.0) -> float:
     if profile.onset is None:
         return 0.0
     if onset is None:
         return 1.0
+    if all(a.anomaly.end < onset - step_s for a in profile.anomalies if a.anomaly.score >= 0.15):
+        return 0.3  # it had come back to normal before the symptom began: an earlier episode
     late = (profile.onset - onset) / 60
     if late > 1:
         return math.exp(-(late - 1) / 3)  # after the symptom: more likely a knock-on effect
@@ -723,7 +771,14 @@ def _candidates(obs: Observations, profiles: dict[str, Profile], service: str | 
     for profile in profiles.values():
         name = profile.name
         relation = 1.0 if name == service or name in near else 0.75
-        core = profile.strength * _earliness(profile, onset) * relation
+        core = profile.strength * _earliness(profile, onset, obs.step_s) * relation
+        # Its own errors breaking out at the onset say where as well as a metric would: a
+        # component can fail its requests while its CPU, memory and latency look normal.
+        own_errors = [t for t in profile.templates if t.template.worst_level in ERROR_LEVELS
+                      and not ("dependency" in cause_hints(t.template.text + " " + t.template.example)
+                               and _names_in(t, profiles, name))]
+        log_core = 0.8 * max((t.strength for t in own_errors), default=0.0) * relation
+        core = max(core, log_core)
         victim_of = victims.get(name)
         if victim_of:
             core *= 0.4
@@ -817,6 +872,14 @@ def _candidates(obs: Observations, profiles: dict[str, Profile], service: str | 
 
         # A component that went wrong with nothing more specific: from the service's side, a
         # failing dependency; the service itself, unknown.
+        if core > 0 and not support and own_errors and log_core >= profile.strength:
+            # Errors it raises itself, with no phrase that says why: a fault in its own code or data.
+            support["code_change"]["logs"] = own_errors[0].strength
+            evidence["code_change"] += [t.evidence_id for t in own_errors[:2] if t.evidence_id]
+            item = own_errors[0]
+            reasons["code_change"].append(f"its own errors '{item.template.text[:90]}' "
+                                          f"{'appeared' if item.new else 'spiked'} ({item.after} lines), "
+                                          "with no change recorded")
         if core > 0 and not support:
             if name != service:
                 # Its own departure is the evidence that the dependency failed.

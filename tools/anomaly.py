@@ -34,6 +34,7 @@ class Anomaly:
     level_after: float  # median raw value after onset
     peak: float  # most extreme raw value after onset
     short: bool = False  # 2-3 points only: counts when another signal of the component confirms it
+    end: float = math.inf  # the last point still out of range (unix seconds)
 
 
 def _robust_scale(values: np.ndarray, level: float) -> float:
@@ -194,5 +195,6 @@ def _sustained(z: np.ndarray, z_base: np.ndarray, win_ts: np.ndarray, win: np.nd
             level_after=float(np.median(raw_after)),
             peak=float(raw_after.max() if sign > 0 else raw_after.min()),
             short=not sustained,
+            end=float(win_ts[last]),
         )
     return best
