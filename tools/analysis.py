@@ -478,10 +478,12 @@ def _log_onset(obs: Observations) -> float | None:
     while split < obs.at - 60:
         outbreak, strongest = 0.0, 0.0
         for change in template_changes(errors, split, start, obs.at):
-            # Only templates that break out here (their first line after the split comes within
-            # two minutes), not ones still running from an earlier outbreak.
+            # Only templates that break out here: their first line after the split comes within
+            # two minutes, and the two minutes before it looked like their baseline (not a
+            # template still running from an outbreak that began earlier).
             first = min((m * 60 for m in change.template.minutes if m * 60 >= split), default=math.inf)
-            if first - split <= 120:
+            just_before = change.template.count_between(split - 120, split)
+            if first - split <= 120 and just_before <= 2 * change.before_rate + 1:
                 outbreak += change.strength
                 strongest = max(strongest, change.strength)
         scored.append((outbreak, strongest, split))

@@ -1,0 +1,133 @@
+"""Detection on telemetry shaped like real systems': baselines that hold earlier incidents,
+quantized latencies, short faults, edge series measured at the caller, faults only the logs show."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+
+from bot.investigate import investigate
+from bot.scenario import load_scenario
+from tests.factory import AT, STEP, ScenarioBuilder, daily, step_up, timeline
+from tools.anomaly import detect
+
+WINDOW_START = AT - 600
+BASELINE = 3600
+
+
+def diagnose(folder):
+    scenario = load_scenario(folder)
+    return asyncio.run(investigate(scenario.request, scenario.config))
+
+
+def live(diagnosis):
+    return [h for h in diagnosis.hypotheses if h.status != "refuted"]
+
+
+def test_an_earlier_incident_in_the_baseline_does_not_hide_the_current_one():
+    ts = timeline()
+    values = daily(ts, 0.2, amplitude=0.05, noise=0.05, seed=11)
+    # Forty minutes ago: a 3-minute incident that went far higher than today's.
+    earlier = (ts >= AT - 40 * 60) & (ts < AT - 37 * 60)
+    values[earlier] = 5.0
+    values = step_up(ts, values, AT - 5 * 60, 1.5)
+    found = detect(ts, values, WINDOW_START, AT, BASELINE, "up")
+    assert found is not None and abs(found.onset - (AT - 5 * 60)) <= STEP
+
+
+def test_a_quantized_latency_moving_one_bucket_is_not_a_departure():
+    ts = timeline()
+    rng = np.random.default_rng(3)
+    # A low-traffic p99 read from buckets: mostly 5 ms, now and then 10 ms.
+    values = np.where(rng.random(len(ts)) < 0.2, 0.01, 0.005)
+    one_step = values.copy()
+    one_step[ts >= AT - 6 * 60] = 0.01
+    assert detect(ts, one_step, WINDOW_START, AT, BASELINE, "up") is None
+    far = values.copy()
+    far[ts >= AT - 6 * 60] = 0.25
+    found = detect(ts, far, WINDOW_START, AT, BASELINE, "up")
+    assert found is not None and abs(found.onset - (AT - 6 * 60)) <= STEP
+
+
+def _quiet(b: ScenarioBuilder, service: str, seed: int) -> None:
+    b.metric("http_request_latency_p99_seconds", {"service": service}, daily(b.ts, 0.1, noise=0.05, seed=seed))
+    b.metric("cpu_utilization_ratio", {"service": service}, daily(b.ts, 0.2, noise=0.05, seed=seed + 50))
+
+
+def test_a_callers_edge_series_is_evidence_about_the_callee(tmp_path):
+    b = ScenarioBuilder(symptom="shop is slow", service="shop", window="10m",
+                        services={"shop": ["orders", "cart"], "orders": ["cart"]})
+    onset = AT - 5 * 60
+    for i, svc in enumerate(("shop", "orders", "cart")):
+        _quiet(b, svc, i)
+    # Only the callers see it: calls to cart got slow (a network delay in front of cart).
+    for i, caller in enumerate(("shop", "orders")):
+        edge = step_up(b.ts, daily(b.ts, 0.004, noise=0.1, seed=20 + i), onset, 0.25)
+        b.metric("outbound_call_latency_p50_seconds", {"service": caller, "callee": "cart"}, edge)
+    b.metric("user_request_latency_p99_seconds", {"service": "shop"},
+             step_up(b.ts, daily(b.ts, 0.3, noise=0.05, seed=30), onset, 0.5))
+    diagnosis = diagnose(b.write(tmp_path / "edge"))
+    assert live(diagnosis)[0].component == "cart", [h.statement for h in diagnosis.hypotheses]
+    assert all(e.component == "cart" for e in diagnosis.evidence
+               if e.source == "metrics" and "callee" in e.query)
+
+
+def test_a_short_fault_counts_when_two_signals_of_one_component_agree(tmp_path):
+    b = ScenarioBuilder(symptom="shop is slow", service="shop", window="10m",
+                        services={"shop": ["payments", "ledger"]})
+    for i, svc in enumerate(("shop", "payments", "ledger")):
+        if svc == "shop":
+            continue
+        _quiet(b, svc, i + 5)
+    fault = (b.ts >= AT - 4 * 60) & (b.ts < AT - 1 * 60)  # three one-minute samples, then recovered
+    cpu = daily(b.ts, 0.2, noise=0.05, seed=40)
+    cpu[fault] = 0.95
+    latency = daily(b.ts, 0.05, noise=0.05, seed=41)
+    latency[fault] = 0.6
+    b.series = [s for s in b.series if s[1]["service"] != "payments"]
+    b.metric("cpu_utilization_ratio", {"service": "payments"}, cpu)
+    b.metric("http_request_latency_p99_seconds", {"service": "payments"}, latency)
+    # ledger: one series blips for three samples at the same time, nothing else moves.
+    blip = daily(b.ts, 1000, noise=0.05, seed=42)
+    blip[fault] = 5000
+    b.metric("network_receive_bytes_per_second", {"service": "ledger"}, blip)
+    shop = daily(b.ts, 0.3, noise=0.05, seed=43)
+    shop[fault] = 1.2
+    b.metric("user_request_latency_p99_seconds", {"service": "shop"}, shop)
+    diagnosis = diagnose(b.write(tmp_path / "short"))
+    hypotheses = live(diagnosis)
+    assert hypotheses[0].component == "payments" and hypotheses[0].category == "capacity", \
+        [h.statement for h in hypotheses]
+    assert "ledger" not in {h.component for h in hypotheses}
+    assert not any(e.component == "ledger" for e in diagnosis.evidence if e.source == "metrics")
+
+
+def test_a_fault_only_the_logs_show_puts_its_component_first_at_the_latest_outbreak(tmp_path):
+    b = ScenarioBuilder(symptom="travellers report errors on the site", service="site", window="10m",
+                        services={"site": ["gateway"], "gateway": ["booking", "pricing"]})
+    for i, svc in enumerate(("site", "gateway", "booking", "pricing")):
+        _quiet(b, svc, 60 + i)
+    rng = np.random.default_rng(8)
+    earlier, onset = AT - 9 * 60, AT - 4 * 60
+    for t in np.arange(AT - 3600, AT, 5.0):
+        svc = ("gateway", "booking", "pricing")[int(rng.integers(3))]
+        b.log(t, svc, "info", f"handled request id={rng.integers(10**6)} in {rng.integers(3, 40)}ms")
+        # An earlier outbreak in booking, over three minutes before this one began.
+        if earlier <= t < earlier + 120 and rng.random() < 0.5:
+            b.log(t, "booking", "error", f"seat map refresh failed for train {rng.integers(900)}")
+        if onset <= t < onset + 180 and rng.random() < 0.6:
+            b.log(t, "pricing", "error", f"price rule evaluation returned no fare for route {rng.integers(500)}")
+    diagnosis = diagnose(b.write(tmp_path / "logs"))
+    hypotheses = live(diagnosis)
+    assert hypotheses[0].component == "pricing", [h.statement for h in hypotheses]
+    assert diagnosis.incident["onset"] is not None
+    assert abs(AT - 4 * 60 - _ts(diagnosis.incident["onset"])) <= 60, diagnosis.incident["onset"]
+    assert any(e.source == "logs" and e.component == "pricing" for e in diagnosis.evidence)
+
+
+def _ts(text: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
