@@ -330,7 +330,33 @@ def _symptom_onset(profile: Profile | None, symptoms: list[str]) -> tuple[float 
         matching = [a for a in profile.anomalies if a.anomaly.score >= 0.1]
     if not matching:
         return None, []
-    return min(a.anomaly.onset for a in matching), matching
+    return _current_onset(matching, 0.1), matching
+
+
+def _current_onset(items: list[SeriesAnomaly], floor: float) -> float | None:
+    """When the latest episode among these departures began. The window may hold an earlier
+    episode that has ended: the incident asked about is the latest one, together with whatever
+    was still out of range when it began."""
+    episodes = [e for a in items for e in (a.anomaly.episodes or [a.anomaly]) if e.score >= floor]
+    if not episodes:
+        return None
+    latest = max(e.onset for e in episodes)
+    step = min((e.end - e.onset for e in episodes if e.end > e.onset), default=60.0)
+    return min(e.onset for e in episodes if e.end >= latest - step)
+
+
+def _focus(profiles: dict[str, Profile], onset: float, step_s: float) -> None:
+    """Read each series' departure at the incident: of the episodes it had in the window, the
+    strongest one still under way at the onset or begun since (the strongest overall if none)."""
+    for profile in profiles.values():
+        for item in profile.anomalies + profile.host_anomalies:
+            episodes = item.anomaly.episodes
+            relevant = [e for e in episodes if e.end >= onset - step_s]
+            if relevant:
+                chosen = max(relevant, key=lambda e: (e.score, e.onset))
+                chosen.episodes = episodes
+                item.anomaly = chosen
+        profile.anomalies.sort(key=_anomaly_order)
 
 
 def analyse(obs: Observations) -> Diagnosis:
@@ -349,8 +375,9 @@ def analyse(obs: Observations) -> Diagnosis:
         # else on the strongest departure anywhere.
         onset = _log_onset(obs)
     if onset is None:
-        strong = [a for p in profiles.values() for a in p.anomalies if a.anomaly.score >= 0.3]
-        onset = min((a.anomaly.onset for a in strong), default=None)
+        onset = _current_onset([a for p in profiles.values() for a in p.anomalies], 0.3)
+    if onset is not None:
+        _focus(profiles, onset, obs.step_s)
     split = onset if onset is not None else obs.window_start
 
     evidence: list[Evidence] = []

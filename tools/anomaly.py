@@ -11,7 +11,7 @@ reached (a spike as tall as the baseline's own spikes is normal).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -35,6 +35,9 @@ class Anomaly:
     peak: float  # most extreme raw value after onset
     short: bool = False  # 2-3 points only: counts when another signal of the component confirms it
     end: float = math.inf  # the last point still out of range (unix seconds)
+    # Every departure of the window that qualified, in time order (this one among them): the
+    # analysis picks the one that matters for the incident's onset.
+    episodes: list["Anomaly"] = field(default_factory=list, repr=False)
 
 
 def _robust_scale(values: np.ndarray, level: float) -> float:
@@ -161,7 +164,7 @@ def _sustained(z: np.ndarray, z_base: np.ndarray, win_ts: np.ndarray, win: np.nd
     hits = z > Z_THRESHOLD
     n = len(z)
     upper = _bar(z_base)
-    best: Anomaly | None = None
+    found: list[Anomaly] = []
     for first, last in _runs(hits):
         count = int(hits[first: last + 1].sum())
         to_end = last == n - 1 and count == last - first + 1
@@ -181,10 +184,8 @@ def _sustained(z: np.ndarray, z_base: np.ndarray, win_ts: np.ndarray, win: np.nd
         persistence = float((z[onset_idx:] > Z_THRESHOLD).mean())
         strength = 1 - math.exp(-(magnitude - Z_THRESHOLD) / 12)
         score = round(strength * (0.4 + 0.6 * persistence), 4)
-        if best is not None and score <= best.score:
-            continue
         raw_after = win[onset_idx: last + 1]
-        best = Anomaly(
+        found.append(Anomaly(
             onset=float(win_ts[onset_idx]),
             direction=name,
             magnitude=round(magnitude, 2),
@@ -196,5 +197,9 @@ def _sustained(z: np.ndarray, z_base: np.ndarray, win_ts: np.ndarray, win: np.nd
             peak=float(raw_after.max() if sign > 0 else raw_after.min()),
             short=not sustained,
             end=float(win_ts[last]),
-        )
+        ))
+    if not found:
+        return None
+    best = max(found, key=lambda a: (a.score, a.onset))
+    best.episodes = found
     return best
