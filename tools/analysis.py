@@ -234,6 +234,12 @@ def callee_of(series: Series, component: str, known: set[str]) -> str | None:
     return None
 
 
+def _is_edge(series: Series, component: str) -> bool:
+    """The series is a caller's measurement of calls to ``component``."""
+    return any(series.labels.get(label) == component for label in CALLEE_LABELS) \
+        and series.labels.get("service") != component
+
+
 def _score_series(obs: Observations) -> dict[str, Profile]:
     known = set(obs.series) | set(obs.topology) | {d for deps in obs.topology.values() for d in deps} \
         | {t.service for t in obs.templates} | {c.service for c in obs.changes}
@@ -707,6 +713,17 @@ def _signature_support(profile: Profile) -> dict[str, tuple[float, list[SeriesAn
     host = [a for a in profile.host_anomalies if own is not None and a.anomaly.onset <= own + HOST_SLACK_S]
     anomalies = [a for a in profile.anomalies + host if a.anomaly.score >= 0.1]
     add("infrastructure", [a for a in anomalies if a.signal.kind == "hardware"])
+    if "infrastructure" not in found:
+        # Its callers saw calls to it slow down while its own server-side latency stayed normal:
+        # the time was lost between them, on the network.
+        edge = [a for a in anomalies if a.signal.symptom == "latency" and a.anomaly.direction == "up"
+                and _is_edge(a.series, profile.name)]
+        own = [s for s in profile.series if classify(s.name).symptom == "latency" and not _is_edge(s, profile.name)
+               and not OUTBOUND.search(s.name)]
+        own_departed = any(a.signal.symptom == "latency" and a.anomaly.score >= 0.1 and not _is_edge(a.series, profile.name)
+                           for a in profile.anomalies)
+        if edge and own and not own_departed:
+            add("infrastructure", edge, 0.8)
     if "infrastructure" not in found:
         # One node, host or instance failing while its siblings carry on is a place, not a load.
         add("infrastructure", [a for a in anomalies if _confined(a, profile)], 0.7)
