@@ -133,3 +133,23 @@ def _ts(text: str) -> float:
 
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
+
+
+def test_components_beyond_the_limit_are_the_farthest_and_the_result_says_so(tmp_path):
+    from bot.config import InvestigationConfig, SleuthConfig
+
+    # A chain shop -> api -> zeta-store, plus unrelated services that sort before it by name.
+    b = ScenarioBuilder(symptom="shop is slow", service="shop", window="10m",
+                        services={"shop": ["api"], "api": ["zeta-store"]})
+    names = ["shop", "api", "zeta-store", "alpha", "beta", "gamma"]
+    for i, svc in enumerate(names):
+        _quiet(b, svc, 80 + i)
+    b.series = [s for s in b.series if s[1]["service"] != "zeta-store" or s[0] != "http_request_latency_p99_seconds"]
+    b.metric("http_request_latency_p99_seconds", {"service": "zeta-store"},
+             step_up(b.ts, daily(b.ts, 0.1, noise=0.05, seed=90), AT - 5 * 60, 2.0))
+    folder = b.write(tmp_path / "many")
+    scenario = load_scenario(folder, SleuthConfig(investigation=InvestigationConfig(max_components=3)))
+    diagnosis = asyncio.run(investigate(scenario.request, scenario.config))
+    assert live(diagnosis)[0].component == "zeta-store", [h.statement for h in diagnosis.hypotheses]
+    left = [text for text in diagnosis.limits if "not scanned" in text]
+    assert left and left[0].startswith("3 components not scanned") and "alpha, beta, gamma" in left[0], diagnosis.limits

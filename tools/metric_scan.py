@@ -277,6 +277,29 @@ def _catalog_names(query: str) -> set[str]:
     return {m for m in re.findall(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\s*\{", query)}
 
 
+def _by_distance(named: str | None, services: dict, names: list[str]) -> list[str]:
+    """``names`` nearest first to the named service through the topology (what it depends on and
+    what depends on it, at any depth), the rest after them in name order."""
+    if not named:
+        return sorted(names)
+    links: dict[str, set[str]] = defaultdict(set)
+    for name, svc in services.items():
+        for dep in getattr(svc, "depends_on", []) or []:
+            links[name].add(dep)
+            links[dep].add(name)
+    distance = {named: 0}
+    frontier = [named]
+    while frontier:
+        nxt = []
+        for name in frontier:
+            for other in sorted(links[name]):
+                if other not in distance:
+                    distance[other] = distance[name] + 1
+                    nxt.append(other)
+        frontier = nxt
+    return sorted(names, key=lambda n: (distance.get(n, len(distance) + 1), n))
+
+
 async def scan(backend: MetricsBackend, *, window_start: float, baseline_s: float, at: float,
                configured_step: float, service: str | None, symptom: str, services: dict,
                max_components: int, components: list[str] | None = None) -> ScanResult:
@@ -294,7 +317,7 @@ async def scan(backend: MetricsBackend, *, window_start: float, baseline_s: floa
     wanted = sorted(names | set(services)) if components is None else list(components)
     named = service or _named_in(symptom, names | set(services))
     deps = list(services[named].depends_on) if named in services else []
-    ordered = list(dict.fromkeys(([named] if named else []) + deps + wanted))
+    ordered = list(dict.fromkeys(([named] if named else []) + deps + _by_distance(named, services, wanted)))
     matchers = [f'{{{label}=~"{regex_of(ordered)}"}}' for label in COMPONENT_LABELS] if ordered else []
     if ordered:
         matchers.append(f'{{pod=~"{_escape("|".join(pod_regex(c) for c in ordered))}"}}')
@@ -333,7 +356,8 @@ async def scan(backend: MetricsBackend, *, window_start: float, baseline_s: floa
     for component in exporters - set(services):
         by_component.pop(component, None)
     out.known = sorted(c for c in names if c in by_component or c in services)
-    scanned = [c for c in ordered if c in by_component][:max_components]
+    found = [c for c in ordered if c in by_component]
+    scanned, left_out = found[:max_components], found[max_components:]
     by_component = {c: by_component[c] for c in scanned}
     # A component found by a label other than its first (job here, service there) is queried by the
     # label most of its series carry.
@@ -357,6 +381,10 @@ async def scan(backend: MetricsBackend, *, window_start: float, baseline_s: floa
         probe = first[0] if first else None
     timing = await _timing(backend, probe, window_start, baseline_s, at, configured_step, out)
     out.timing = timing
+    if left_out:
+        shown = ", ".join(left_out[:8]) + (", ..." if len(left_out) > 8 else "")
+        timing.limits.append(f"{len(left_out)} components not scanned, the farthest from "
+                             f"{named or 'the symptom'} (investigation.max_components is {max_components}): {shown}")
     start, step, rate = timing.fetch_start, timing.step_s, timing.rate
 
     # 3. Queries.
