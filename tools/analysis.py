@@ -89,8 +89,13 @@ class Profile:
 
     @property
     def onset(self) -> float | None:
-        strong = [a.anomaly.onset for a in self.anomalies if a.anomaly.score >= 0.15]
-        return min(strong) if strong else None
+        """When its strongest departures began: the earliest of those at least half as strong as
+        the strongest, so a weaker blip before them does not date the component."""
+        strong = [a.anomaly for a in self.anomalies if a.anomaly.score >= 0.15]
+        if not strong:
+            return None
+        top = max(a.score for a in strong)
+        return min(a.onset for a in strong if a.score >= 0.5 * top)
 
 
 @dataclass
