@@ -386,7 +386,7 @@ def analyse(obs: Observations) -> Diagnosis:
         # else on the strongest departure anywhere.
         onset = _log_onset(obs)
     if onset is None:
-        onset = _current_onset([a for p in profiles.values() for a in p.anomalies], 0.3)
+        onset = _current_onset([a for p in profiles.values() for a in p.anomalies + p.host_anomalies], 0.3)
     if onset is not None:
         _focus(profiles, onset, obs.step_s)
     split = onset if onset is not None else obs.window_start
@@ -678,6 +678,7 @@ def _scope(items: list[SeriesAnomaly], profile: Profile) -> dict[str, str]:
     return scope
 
 
+HOST_ONLY_WEIGHT = 0.6
 NODE_LABELS = ("node", "host", "instance")
 HOST_SLACK_S = 60.0
 
@@ -715,7 +716,9 @@ def _signature_support(profile: Profile) -> dict[str, tuple[float, list[SeriesAn
     # The host's departures count only where they could have caused this component's: no later
     # than its own departure began (a minute's slack for the rate windows).
     own = profile.onset
-    host = [a for a in profile.host_anomalies if own is not None and a.anomaly.onset <= own + HOST_SLACK_S]
+    # With no departure of its own (the symptom's service, its latency too coarse to show it), the
+    # host's saturation is all there is to say why.
+    host = [a for a in profile.host_anomalies if own is None or a.anomaly.onset <= own + HOST_SLACK_S]
     anomalies = [a for a in profile.anomalies + host if a.anomaly.score >= 0.1]
     add("infrastructure", [a for a in anomalies if a.signal.kind == "hardware"])
     if "infrastructure" not in found:
@@ -830,6 +833,11 @@ def _candidates(obs: Observations, profiles: dict[str, Profile], service: str | 
                                and _names_in(t, profiles, name))]
         log_core = 0.8 * max((t.strength for t in own_errors), default=0.0) * relation
         core = max(core, log_core)
+        if name == service and profile.strength == 0:
+            # Users report it slow and its own series show nothing, but the host under it
+            # saturated in the window: a weaker lead than a departure of its own.
+            core = max(core, HOST_ONLY_WEIGHT * max((a.anomaly.score for a in profile.host_anomalies
+                                                    if a.signal.kind in ("saturation", "hardware")), default=0.0))
         victim_of = victims.get(name)
         if victim_of:
             core *= 0.4
