@@ -140,6 +140,22 @@ async def test_host_contention_is_capacity_of_the_service_on_that_host(tmp_path,
     assert not any(h.component.startswith("node") for h in d.hypotheses)
 
 
+async def test_a_saturated_host_explains_a_slow_service_whose_own_series_show_nothing(tmp_path):
+    """Latency read from coarse buckets may not move when the host's CPUs are taken; the user's
+    report and the host's saturation are then the lead, a weaker one, and say so."""
+    onset = AT - 10 * 60
+    stack = RealStack(start=AT - 4 * 3600, at=AT, scrape_s=15.0)
+    stack.services = [Service("checkout", "10.0.2.1"), Service("search", "10.0.2.2")]
+    stack.hosts = [Host("10.0.2.1", contention=[(onset, AT + 1, 0.98)]), Host("10.0.2.2")]
+    folder = stack.write(tmp_path / "cpu", "checkout is slow")
+    scenario = load_scenario(folder)
+    d = await investigate(scenario.request, scenario.config)
+    top = d.hypotheses[0]
+    assert (top.category, top.component) == ("capacity", "checkout"), [h.statement for h in d.hypotheses]
+    assert top.scope.get("host") == "10.0.2.1" and top.confidence < 0.8
+    assert abs(datetime.fromisoformat(d.incident["onset"].replace("Z", "+00:00")).timestamp() - onset) <= 60
+
+
 async def test_a_rollback_is_a_mitigation_not_a_suspect(tmp_path):
     stack = bad_release_stack(history_s=4 * 3600)
     onset = AT - 20 * 60
