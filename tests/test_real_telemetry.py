@@ -153,3 +153,31 @@ def test_components_beyond_the_limit_are_the_farthest_and_the_result_says_so(tmp
     assert live(diagnosis)[0].component == "zeta-store", [h.statement for h in diagnosis.hypotheses]
     left = [text for text in diagnosis.limits if "not scanned" in text]
     assert left and left[0].startswith("3 components not scanned") and "alpha, beta, gamma" in left[0], diagnosis.limits
+
+
+def test_series_that_stop_are_the_failure_not_the_survivor_that_carries_the_load(tmp_path):
+    b = ScenarioBuilder(symptom="chat answers are slow", service="chat", window="30m",
+                        services={"chat": ["llm"]})
+    dead_at = AT - 12 * 60
+    _quiet(b, "chat", 100)
+    b.metric("user_request_latency_p99_seconds", {"service": "chat"},
+             step_up(b.ts, daily(b.ts, 1.0, noise=0.05, seed=101), dead_at, 1.5))
+    for i, node in enumerate(("gpu-a", "gpu-b")):
+        util = daily(b.ts, 0.45, noise=0.05, seed=110 + i)
+        latency = daily(b.ts, 0.8, noise=0.05, seed=120 + i)
+        if node == "gpu-a":
+            util[b.ts >= dead_at] = np.nan  # the node is gone: its series stop
+            latency[b.ts >= dead_at] = np.nan
+        else:
+            util[b.ts >= dead_at] = 0.97  # the survivor takes all the load
+            latency = step_up(b.ts, latency, dead_at, 1.6)
+        b.metric("gpu_utilization_ratio", {"service": "llm", "node": node}, util)
+        b.metric("http_request_latency_p99_seconds", {"service": "llm", "node": node}, latency)
+    folder = b.write(tmp_path / "gpu")
+    metrics = folder / "metrics.om"
+    metrics.write_text("".join(line for line in metrics.read_text().splitlines(keepends=True) if " nan " not in line))
+    diagnosis = diagnose(folder)
+    top = live(diagnosis)[0]
+    assert (top.category, top.component) == ("infrastructure", "llm"), [h.statement for h in diagnosis.hypotheses]
+    assert top.scope.get("node") == "gpu-a", top.scope
+    assert any("stopped reporting" in e.summary and 'node="gpu-a"' in e.summary for e in diagnosis.evidence)

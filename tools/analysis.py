@@ -19,7 +19,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from tools.anomaly import Anomaly, detect
+from tools.anomaly import Anomaly, detect, stopped
 from tools.catalog import Signal, classify
 from tools.changes import Change
 from tools.diagnosis import Diagnosis, Evidence, Hypothesis, Mitigation, iso
@@ -255,12 +255,18 @@ def _score_series(obs: Observations) -> dict[str, Profile]:
             where = callee_of(series, component, known) or component
             owner[id(series)] = where
             profiles.setdefault(where, Profile(where)).series.append(series)
+    # How far the metrics reach: a series that ends well before the others stopped.
+    data_until = max((float(s.timestamps[-1]) for group in obs.series.values() for s in group if len(s.timestamps)),
+                     default=obs.at)
     for component in sorted(obs.series):
         for series in obs.series[component]:
             name = obs.signal_names.get(series.query)
             signal = classify(name or series.name)
             found = detect(series.timestamps, series.values, obs.window_start, obs.at, obs.baseline_s,
                            signal.direction, obs.step_s)
+            if found is None:
+                found = stopped(series.timestamps, series.values, obs.window_start, obs.at, obs.baseline_s,
+                                obs.step_s, data_until)
             if found is None or found.score < 0.05:
                 continue
             where = owner[id(series)]
@@ -441,13 +447,18 @@ def _metric_evidence(obs: Observations, profiles: dict[str, Profile], evidence: 
         a = item.anomaly
         item.evidence_id = f"m{number}"
         arrow = "rose" if a.direction == "up" else "fell"
+        if a.stopped:
+            summary = (f"{item.series.title} stopped reporting at {iso(a.onset)} (it read "
+                       f"{_fmt(a.baseline_median)} before): what it measured is gone or unreachable")
+        else:
+            summary = (f"{item.series.title} {arrow} from {_fmt(a.baseline_median)} (baseline median) to "
+                       f"{_fmt(a.level_after)} at {iso(a.onset)}, peak {_fmt(a.peak)}; "
+                       f"{a.magnitude:.0f} robust sd, {a.persistence:.0%} of points since then out of range")
         evidence.append(Evidence(
             id=item.evidence_id,
             source="metrics",
             query=item.series.query or item.series.selector,
-            summary=(f"{item.series.title} {arrow} from {_fmt(a.baseline_median)} (baseline median) to "
-                     f"{_fmt(a.level_after)} at {iso(a.onset)}, peak {_fmt(a.peak)}; "
-                     f"{a.magnitude:.0f} robust sd, {a.persistence:.0%} of points since then out of range"),
+            summary=summary,
             onset=iso(a.onset),
             score=round(a.score, 3),
             link=obs.links.get(item.series.query),
@@ -668,7 +679,8 @@ def _scope(items: list[SeriesAnomaly], profile: Profile) -> dict[str, str]:
         if item.component.startswith("node:") and item.component != profile.name:
             scope.setdefault("host", item.component.split(":", 1)[1])
             continue
-        siblings = [s for s in profile.anomalies if s.series.name == item.series.name]
+        siblings = [s for s in profile.anomalies if s.series.name == item.series.name
+                    and s.anomaly.stopped == item.anomaly.stopped]
         for label in SCOPE_LABELS:
             value = item.series.labels.get(label)
             if value and label not in scope:
@@ -721,6 +733,9 @@ def _signature_support(profile: Profile) -> dict[str, tuple[float, list[SeriesAn
     host = [a for a in profile.host_anomalies if own is None or a.anomaly.onset <= own + HOST_SLACK_S]
     anomalies = [a for a in profile.anomalies + host if a.anomaly.score >= 0.1]
     add("infrastructure", [a for a in anomalies if a.signal.kind == "hardware"])
+    if "infrastructure" not in found:
+        # Series that stopped reporting: the pod, process or node that served them is gone.
+        add("infrastructure", [a for a in anomalies if a.anomaly.stopped], 0.9)
     if "infrastructure" not in found:
         # Its callers saw calls to it slow down while its own server-side latency stayed normal:
         # the time was lost between them, on the network.

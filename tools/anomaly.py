@@ -38,6 +38,7 @@ class Anomaly:
     # Every departure of the window that qualified, in time order (this one among them): the
     # analysis picks the one that matters for the incident's onset.
     episodes: list["Anomaly"] = field(default_factory=list, repr=False)
+    stopped: bool = False  # the series stopped reporting (a dead pod, process or node)
 
 
 def _robust_scale(values: np.ndarray, level: float) -> float:
@@ -203,3 +204,27 @@ def _sustained(z: np.ndarray, z_base: np.ndarray, win_ts: np.ndarray, win: np.nd
     best = max(found, key=lambda a: (a.score, a.onset))
     best.episodes = found
     return best
+
+
+STOP_STEPS = 3  # missing for this many steps at the end of the window: stopped, not late
+
+
+def stopped(ts: np.ndarray, values: np.ndarray, window_start: float, window_end: float,
+            baseline_s: float, step: float, data_until: float) -> Anomaly | None:
+    """A series that reported through its baseline and stopped inside the window, while the
+    source kept answering for other series until ``data_until``: what measured it is gone."""
+    ts = np.asarray(ts, dtype=float)
+    values = np.asarray(values, dtype=float)
+    keep = np.isfinite(values)
+    ts, values = ts[keep], values[keep]
+    base = values[(ts >= window_start - baseline_s) & (ts < window_start)]
+    if len(base) < 10 or not len(ts):
+        return None
+    last = float(ts[-1])
+    gone_for = min(window_end, data_until) - last
+    if last < window_start - step or gone_for < STOP_STEPS * step:
+        return None
+    level = float(np.median(base))
+    return Anomaly(onset=last + step, direction="down", magnitude=Z_CAP, persistence=1.0, score=0.8,
+                   baseline_median=level, baseline_upper=float(base.min()), level_after=0.0, peak=0.0,
+                   end=window_end, stopped=True)
