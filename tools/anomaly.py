@@ -215,12 +215,16 @@ def stopped(ts: np.ndarray, values: np.ndarray, window_start: float, window_end:
     source kept answering for other series until ``data_until``: what measured it is gone."""
     ts = np.asarray(ts, dtype=float)
     values = np.asarray(values, dtype=float)
+    if not len(ts):
+        return None
+    # A point that is NaN still says the series exists (a p99 with no requests is 0/0): only the
+    # points' absence is a stop.
+    last = float(ts[-1])
     keep = np.isfinite(values)
     ts, values = ts[keep], values[keep]
     base = values[(ts >= window_start - baseline_s) & (ts < window_start)]
-    if len(base) < 10 or not len(ts):
+    if len(base) < 10:
         return None
-    last = float(ts[-1])
     gone_for = min(window_end, data_until) - last
     if last < window_start - step or gone_for < STOP_STEPS * step:
         return None
