@@ -181,3 +181,23 @@ def test_series_that_stop_are_the_failure_not_the_survivor_that_carries_the_load
     assert (top.category, top.component) == ("infrastructure", "llm"), [h.statement for h in diagnosis.hypotheses]
     assert top.scope.get("node") == "gpu-a", top.scope
     assert any("stopped reporting" in e.summary and 'node="gpu-a"' in e.summary for e in diagnosis.evidence)
+
+
+def test_error_lines_logged_just_before_the_onset_are_evidence(tmp_path):
+    b = ScenarioBuilder(symptom="chat answers are slow", service="chat", window="30m", services={"chat": ["llm"]})
+    onset = AT - 10 * 60
+    _quiet(b, "chat", 130)
+    _quiet(b, "llm", 140)
+    b.metric("user_request_latency_p99_seconds", {"service": "chat"},
+             step_up(b.ts, daily(b.ts, 1.0, noise=0.05, seed=150), onset, 2.0))
+    rng = np.random.default_rng(9)
+    for t in np.arange(AT - 3600, AT, 10.0):
+        b.log(t, "llm", "info", f"generated {rng.integers(50, 400)} tokens in {rng.integers(200, 900)}ms")
+    # The cause, in the minute and a half before users felt it, and not after.
+    for t in np.arange(onset - 90, onset - 10, 15.0):
+        b.log(t, "llm", "error", "NVRM: Xid 79, GPU has fallen off the bus", node="gpu-a")
+    diagnosis = diagnose(b.write(tmp_path / "lead"))
+    cited = [e for e in diagnosis.evidence if e.source == "logs" and "Xid" in e.summary]
+    assert cited, [e.summary for e in diagnosis.evidence]
+    top = live(diagnosis)[0]
+    assert (top.category, top.component) == ("infrastructure", "llm"), [h.statement for h in diagnosis.hypotheses]

@@ -483,8 +483,11 @@ def _log_evidence(obs: Observations, profiles: dict[str, Profile], split: float,
         limits.append(f"the logs begin {_minutes(split - covered)} before the onset: "
                           "log rates before it are over that span")
         start = covered
+    # A cause logs before users feel it (a hardware error, then the failures it causes): lines
+    # from shortly before the onset count with those after it.
+    lead_split = max(start + 60, split - LOG_LEAD_S) if split > obs.window_start else split
     for component, templates in by_service.items():
-        found = template_changes(templates, split, start, obs.at)
+        found = template_changes(templates, lead_split, start, obs.at)
         profiles.setdefault(component, Profile(component)).templates = found
         changes.extend(found)
     changes.sort(key=lambda c: -c.strength)
@@ -510,6 +513,7 @@ def _log_evidence(obs: Observations, profiles: dict[str, Profile], split: float,
 
 
 ERROR_LEVELS = ("error", "fatal")
+LOG_LEAD_S = 120.0
 LOG_ONSET_STRENGTH = 0.5
 
 
