@@ -201,3 +201,20 @@ def test_error_lines_logged_just_before_the_onset_are_evidence(tmp_path):
     assert cited, [e.summary for e in diagnosis.evidence]
     top = live(diagnosis)[0]
     assert (top.category, top.component) == ("infrastructure", "llm"), [h.statement for h in diagnosis.hypotheses]
+
+
+def test_a_slow_quality_drift_is_a_weak_lead_not_unknown(tmp_path):
+    b = ScenarioBuilder(symptom="answers seem off today", service="assistant", window="1h",
+                        services={"assistant": ["retriever"]})
+    _quiet(b, "assistant", 160)
+    _quiet(b, "retriever", 170)
+    hit = daily(b.ts, 0.9, amplitude=0.01, noise=0.01, seed=180)
+    # Down about 3% over the hour, a little more each minute: never a step, never 4 sd at once.
+    sliding = (b.ts >= AT - 3600)
+    hit[sliding] -= 0.03 * (b.ts[sliding] - (AT - 3600)) / 3600
+    b.metric("retrieval_hit_rate", {"service": "retriever"}, hit)
+    diagnosis = diagnose(b.write(tmp_path / "drift"))
+    top = live(diagnosis)[0]
+    assert top.component == "retriever" and top.category == "data_or_model", [h.statement for h in diagnosis.hypotheses]
+    assert "weak lead" in top.statement and top.confidence < 0.5
+    assert any("drifted" in e.summary and "weak lead" in e.summary for e in diagnosis.evidence)

@@ -19,7 +19,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from tools.anomaly import Anomaly, detect, stopped
+from tools.anomaly import Anomaly, detect, drift, stopped
 from tools.catalog import Signal, classify
 from tools.changes import Change
 from tools.diagnosis import Diagnosis, Evidence, Hypothesis, Mitigation, iso
@@ -109,6 +109,7 @@ class Candidate:
     scope: dict[str, str] = field(default_factory=dict)
     change: Change | None = None
     refuted: str = ""
+    weak: bool = False  # drawn from a slow drift alone: a lead, said as such
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -284,6 +285,9 @@ def _score_series(obs: Observations) -> dict[str, Profile]:
                     other.anomalies.append(item)
     for profile in profiles.values():
         _confirm_short(profile, obs.step_s)
+    if not any(p.anomalies for p in profiles.values()):
+        _slow_drifts(obs, profiles, owner)
+    for profile in profiles.values():
         profile.anomalies.sort(key=_anomaly_order)
     # A host's series belong to the services on it: its saturation can explain their symptoms, but a
     # busy host is not itself a place users see failing. It stands alone only when no service maps to it.
@@ -296,6 +300,20 @@ def _score_series(obs: Observations) -> dict[str, Profile]:
             profile.host_anomalies.extend(host_profile.anomalies)
         del profiles[host]
     return profiles
+
+
+def _slow_drifts(obs: Observations, profiles: dict[str, Profile], owner: dict[int, str]) -> None:
+    """Nothing departed: a slow drift that stayed under the detector's rule is still worth
+    naming, as a weak lead (a quality signal sliding for an hour is how some incidents look)."""
+    for component in sorted(obs.series):
+        for series in obs.series[component]:
+            signal = classify(obs.signal_names.get(series.query) or series.name)
+            if signal.kind not in ("symptom", "quality", "saturation"):
+                continue
+            found = drift(series.timestamps, series.values, obs.window_start, obs.at, obs.baseline_s, signal.direction)
+            if found is not None:
+                where = owner[id(series)]
+                profiles[where].anomalies.append(SeriesAnomaly(where, series, signal, found))
 
 
 def _confirm_short(profile: Profile, step_s: float) -> None:
@@ -447,7 +465,11 @@ def _metric_evidence(obs: Observations, profiles: dict[str, Profile], evidence: 
         a = item.anomaly
         item.evidence_id = f"m{number}"
         arrow = "rose" if a.direction == "up" else "fell"
-        if a.stopped:
+        if a.weak:
+            summary = (f"{item.series.title} drifted from {_fmt(a.baseline_median)} (baseline median) to "
+                       f"{_fmt(a.level_after)} since {iso(a.onset)}, steadily but under the sustained-departure "
+                       f"rule ({a.magnitude:.0f} robust sd at the end): a weak lead")
+        elif a.stopped:
             summary = (f"{item.series.title} stopped reporting at {iso(a.onset)} (it read "
                        f"{_fmt(a.baseline_median)} before): what it measured is gone or unreachable")
         else:
@@ -878,6 +900,7 @@ def _candidates(obs: Observations, profiles: dict[str, Profile], service: str | 
             reasons[category].append(
                 f"{first.series.title} {'rose' if first.anomaly.direction == 'up' else 'fell'} "
                 f"to {_fmt(first.anomaly.level_after)} from {_fmt(first.anomaly.baseline_median)}"
+                + (" (a slow drift under the detection threshold: a weak lead)" if first.anomaly.weak else "")
             )
             scopes[category] = _scope(items, profile)
 
@@ -1021,6 +1044,7 @@ def _candidates(obs: Observations, profiles: dict[str, Profile], service: str | 
                 scope=scopes.get(category, {}),
                 change=change,
                 refuted=refuted,
+                weak=bool(profile.anomalies) and all(a.anomaly.weak for a in profile.anomalies),
             ))
     out.sort(key=lambda c: (-c.score, c.component, c.category))
     return out
@@ -1036,7 +1060,7 @@ _NAMES = {
 def _rank(candidates: list[Candidate], service: str, onset: float | None) -> list[Hypothesis]:
     live = [c for c in candidates if not c.refuted and c.score > 0.02]
     refuted = [c for c in candidates if c.refuted]
-    if not live or live[0].score < 0.12:
+    if not live or (live[0].score < 0.12 and not live[0].weak):
         top_evidence = live[0].evidence if live else []
         live = [Candidate("unknown", service, 0.1, {}, top_evidence,
                           ["no component shows a clear departure with a plausible cause in the window"])] + live

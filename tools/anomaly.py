@@ -39,6 +39,7 @@ class Anomaly:
     # analysis picks the one that matters for the incident's onset.
     episodes: list["Anomaly"] = field(default_factory=list, repr=False)
     stopped: bool = False  # the series stopped reporting (a dead pod, process or node)
+    weak: bool = False  # a slow drift below the sustained-departure rule: a lead, not a finding
 
 
 def _robust_scale(values: np.ndarray, level: float) -> float:
@@ -232,3 +233,45 @@ def stopped(ts: np.ndarray, values: np.ndarray, window_start: float, window_end:
     return Anomaly(onset=last + step, direction="down", magnitude=Z_CAP, persistence=1.0, score=0.8,
                    baseline_median=level, baseline_upper=float(base.min()), level_after=0.0, peak=0.0,
                    end=window_end, stopped=True)
+
+
+DRIFT_Z = 3.0  # how far the end of the window must have drifted, in robust sd
+DRIFT_TREND = 0.6  # rank correlation with time over the window
+
+
+def drift(ts: np.ndarray, values: np.ndarray, window_start: float, window_end: float, baseline_s: float,
+          direction: str = "both") -> Anomaly | None:
+    """A slow, steady drift through the window that never made a sustained departure: the end of
+    the window sits well off the baseline and the values move with time. Weak by construction."""
+    ts = np.asarray(ts, dtype=float)
+    values = np.asarray(values, dtype=float)
+    keep = np.isfinite(values)
+    ts, values = ts[keep], values[keep]
+    base = values[(ts >= window_start - baseline_s) & (ts < window_start)]
+    win_mask = (ts >= window_start) & (ts <= window_end)
+    win, win_ts = values[win_mask], ts[win_mask]
+    if len(base) < 10 or len(win) < 6:
+        return None
+    level = float(np.median(base))
+    scale = _robust_scale(base, level)
+    ranks = np.argsort(np.argsort(win)).astype(float)
+    trend = float(np.corrcoef(np.arange(len(win), dtype=float), ranks)[0, 1]) if np.ptp(ranks) else 0.0
+    tail = win[-max(3, len(win) // 4):]
+    best: Anomaly | None = None
+    for sign, name in ((1.0, "up"), (-1.0, "down")):
+        if direction not in ("both", name):
+            continue
+        z_tail = sign * (float(np.median(tail)) - level) / scale
+        if z_tail < DRIFT_Z or sign * trend < DRIFT_TREND:
+            continue
+        z = sign * (win - level) / scale
+        started = int(np.argmax(z > DRIFT_Z / 2)) if (z > DRIFT_Z / 2).any() else 0
+        candidate = Anomaly(onset=float(win_ts[started]), direction=name, magnitude=round(min(z_tail, Z_CAP), 2),
+                            persistence=round(float((z[started:] > DRIFT_Z / 2).mean()), 3),
+                            score=round(min(0.3, 0.15 + z_tail / 100), 4), baseline_median=level,
+                            baseline_upper=float(base.max() if sign > 0 else base.min()),
+                            level_after=float(np.median(tail)), peak=float(win.max() if sign > 0 else win.min()),
+                            end=float(win_ts[-1]), weak=True)
+        if best is None or candidate.magnitude > best.magnitude:
+            best = candidate
+    return best
