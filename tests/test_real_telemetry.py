@@ -218,3 +218,20 @@ def test_a_slow_quality_drift_is_a_weak_lead_not_unknown(tmp_path):
     assert top.component == "retriever" and top.category == "data_or_model", [h.statement for h in diagnosis.hypotheses]
     assert "weak lead" in top.statement and top.confidence < 0.5
     assert any("drifted" in e.summary and "weak lead" in e.summary for e in diagnosis.evidence)
+
+
+def test_429s_from_an_upstream_are_throttling_not_a_surge_of_the_caller(tmp_path):
+    b = ScenarioBuilder(symptom="summaries fail for many users", service="summarizer", window="30m",
+                        services={"summarizer": ["llm-provider"]})
+    onset = AT - 12 * 60
+    _quiet(b, "summarizer", 190)
+    b.metric("http_error_ratio", {"service": "summarizer"},
+             step_up(b.ts, daily(b.ts, 0.002, noise=0.1, seed=191), onset, 0.2))
+    ok = daily(b.ts, 40, noise=0.05, seed=192)
+    b.metric("upstream_requests_per_second", {"service": "summarizer", "code": "200"}, step_up(b.ts, ok, onset, -8))
+    throttled = daily(b.ts, 0.05, noise=0.2, seed=193)
+    b.metric("upstream_requests_per_second", {"service": "summarizer", "code": "429"}, step_up(b.ts, throttled, onset, 9))
+    diagnosis = diagnose(b.write(tmp_path / "429"))
+    hypotheses = live(diagnosis)
+    assert "traffic_surge" not in {h.category for h in hypotheses[:2]}, [h.statement for h in hypotheses]
+    assert hypotheses[0].category == "dependency", [h.statement for h in hypotheses]

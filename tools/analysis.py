@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 from tools.anomaly import Anomaly, detect, drift, stopped
-from tools.catalog import Signal, classify
+from tools.catalog import DEFAULT_SIGNALS, Signal, classify
 from tools.changes import Change
 from tools.diagnosis import Diagnosis, Evidence, Hypothesis, Mitigation, iso
 from tools.logs import Template, TemplateChange, template_changes
@@ -261,8 +261,7 @@ def _score_series(obs: Observations) -> dict[str, Profile]:
                      default=obs.at)
     for component in sorted(obs.series):
         for series in obs.series[component]:
-            name = obs.signal_names.get(series.query)
-            signal = classify(name or series.name)
+            signal = _signal_of(series, obs)
             found = detect(series.timestamps, series.values, obs.window_start, obs.at, obs.baseline_s,
                            signal.direction, obs.step_s)
             if found is None:
@@ -302,12 +301,24 @@ def _score_series(obs: Observations) -> dict[str, Profile]:
     return profiles
 
 
+STATUS_LABELS = ("code", "status", "status_code", "response_code", "http_status")
+THROTTLING = next(signal for signal in DEFAULT_SIGNALS if signal.name == "upstream_throttling")
+
+
+def _signal_of(series: Series, obs: Observations) -> Signal:
+    """What a series measures: the catalog's reading of its name, except that requests answered
+    429 are throttling by whoever answered, never more traffic from the one that sent them."""
+    if any(series.labels.get(label, "").strip() == "429" for label in STATUS_LABELS):
+        return THROTTLING
+    return classify(obs.signal_names.get(series.query) or series.name)
+
+
 def _slow_drifts(obs: Observations, profiles: dict[str, Profile], owner: dict[int, str]) -> None:
     """Nothing departed: a slow drift that stayed under the detector's rule is still worth
     naming, as a weak lead (a quality signal sliding for an hour is how some incidents look)."""
     for component in sorted(obs.series):
         for series in obs.series[component]:
-            signal = classify(obs.signal_names.get(series.query) or series.name)
+            signal = _signal_of(series, obs)
             if signal.kind not in ("symptom", "quality", "saturation"):
                 continue
             found = drift(series.timestamps, series.values, obs.window_start, obs.at, obs.baseline_s, signal.direction)
