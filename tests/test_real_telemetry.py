@@ -235,3 +235,25 @@ def test_429s_from_an_upstream_are_throttling_not_a_surge_of_the_caller(tmp_path
     hypotheses = live(diagnosis)
     assert "traffic_surge" not in {h.category for h in hypotheses[:2]}, [h.statement for h in hypotheses]
     assert hypotheses[0].category == "dependency", [h.statement for h in hypotheses]
+
+
+def test_a_burst_of_housekeeping_counters_does_not_make_a_release_a_knock_on(tmp_path):
+    b = ScenarioBuilder(symptom="checkout is returning 500s", service="checkout", window="10m",
+                        services={"checkout": ["postgres"]})
+    release, onset = AT - 5 * 60, AT - 4 * 60
+    _quiet(b, "checkout", 200)
+    b.metric("http_error_ratio", {"service": "checkout"},
+             step_up(b.ts, daily(b.ts, 0.002, noise=0.1, seed=201), onset, 0.3))
+    # The database's timed checkpoint: three bookkeeping series jump for three samples, just
+    # before the release; nothing users see moves in the database.
+    burst = (b.ts >= release - 2 * 60) & (b.ts < release + 60)
+    for i, name in enumerate(("pg_bgwriter_buffers_checkpoint", "pg_bgwriter_buffers_backend",
+                              "pg_bgwriter_checkpoints_timed")):
+        values = daily(b.ts, 1.0, noise=0.05, seed=210 + i)
+        values[burst] = 40.0
+        b.metric(name, {"service": "postgres"}, values)
+    b.change("rel-7", release, "checkout", "deploy", "checkout v2: new cart merge", version="v2", previous_version="v1")
+    diagnosis = diagnose(b.write(tmp_path / "checkpoint"))
+    top = live(diagnosis)[0]
+    assert (top.category, top.component) == ("code_change", "checkout"), [h.statement for h in diagnosis.hypotheses]
+    assert not diagnosis.incident["knock_on"], diagnosis.incident["knock_on"]

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 from tools.anomaly import Anomaly, detect, drift, stopped
-from tools.catalog import DEFAULT_SIGNALS, Signal, classify
+from tools.catalog import DEFAULT_SIGNALS, GENERIC, Signal, classify
 from tools.changes import Change
 from tools.diagnosis import Diagnosis, Evidence, Hypothesis, Mitigation, iso
 from tools.logs import Template, TemplateChange, template_changes
@@ -331,8 +331,11 @@ def _confirm_short(profile: Profile, step_s: float) -> None:
     """Keep a short departure (2-3 points) only where another signal of the same component departed
     within a step of it: one series blipping is noise, two moving together are an event."""
     def confirmed(item: SeriesAnomaly) -> bool:
+        # At least one of the two is a signal the catalog knows (latency, errors, CPU...): a
+        # burst of housekeeping counters moving together (a database checkpoint) is no event.
         return any(other is not item and other.series is not item.series
                    and abs(other.anomaly.onset - item.anomaly.onset) <= step_s
+                   and (item.signal is not GENERIC or other.signal is not GENERIC)
                    for other in profile.anomalies)
 
     profile.anomalies = [a for a in profile.anomalies if not a.anomaly.short or confirmed(a)]
