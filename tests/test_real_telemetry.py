@@ -257,3 +257,27 @@ def test_a_burst_of_housekeeping_counters_does_not_make_a_release_a_knock_on(tmp
     top = live(diagnosis)[0]
     assert (top.category, top.component) == ("code_change", "checkout"), [h.statement for h in diagnosis.hypotheses]
     assert not diagnosis.incident["knock_on"], diagnosis.incident["knock_on"]
+
+
+def test_an_untyped_series_that_only_grows_is_read_as_a_rate(tmp_path):
+    b = ScenarioBuilder(symptom="checkout is slow", service="checkout", window="10m",
+                        services={"checkout": ["db"]})
+    onset = AT - 4 * 60
+    _quiet(b, "checkout", 220)
+    b.metric("user_request_latency_p99_seconds", {"service": "checkout"},
+             step_up(b.ts, daily(b.ts, 0.2, noise=0.05, seed=221), onset, 1.0))
+    _quiet(b, "db", 230)
+    # What an exporter that cannot type it exports: milliseconds spent in statements, cumulative.
+    # The database was busy for three minutes a while ago, then back to its usual pace: read as a
+    # level, that total stays "up" ever after; read as a rate, the episode is over.
+    per_minute = np.abs(daily(b.ts, 10.0, noise=0.1, seed=231))
+    per_minute[(b.ts >= AT - 9 * 60) & (b.ts < AT - 6 * 60)] = 20000.0
+    b.metric("db_active_time", {"service": "db"}, np.cumsum(per_minute))
+    folder = b.write(tmp_path / "untyped")
+    metrics = folder / "metrics.om"
+    metrics.write_text(metrics.read_text().replace("# TYPE db_active_time gauge", "# TYPE db_active_time untyped"))
+    diagnosis = diagnose(folder)
+    assert live(diagnosis)[0].component == "checkout", [h.statement for h in diagnosis.hypotheses]
+    assert abs(_ts(diagnosis.incident["onset"]) - onset) <= 60, diagnosis.incident["onset"]
+    read = [e.query for e in diagnosis.evidence if e.source == "metrics" and "db_active_time" in e.query]
+    assert all(q.startswith("rate(") for q in read), read

@@ -33,7 +33,7 @@ import numpy as np
 from tools.catalog import DEFAULT_SIGNALS, GENERIC, classify
 from tools.http import SourceError
 from tools.metric_types import (
-    ERROR_STATUS, HOST_QUERIES, host_component, host_of, is_host_series, reading_of, rate_window, regex_of,
+    ERROR_STATUS, HOST_QUERIES, declared_type, host_component, host_of, is_host_series, reading_of, rate_window, regex_of,
     status_label,
 )
 from tools.metrics import MetricsBackend, Series, _escape, pod_regex, selector_for
@@ -213,6 +213,29 @@ def _frame(history_start: float | None, scrape: float | None, window_start: floa
 def _sel(name: str, extra: str = "") -> str:
     """``name{<component matcher>[,extra]}``; the matcher is filled in per batch or per component."""
     return name + "{" + SEL + ("," + extra if extra else "") + "}"
+
+
+def _counts_up(series: Series) -> bool:
+    """An untyped series that behaves like a counter: it never goes down (but for a reset to a
+    smaller value) and grows at most steps. Exporters that cannot type a value (``untyped``:
+    "time spent executing statements, in ms") still count."""
+    values = series.values[np.isfinite(series.values)]
+    if len(values) < 10 or values.min() < 0:
+        return False
+    steps = np.diff(values)
+    falls = steps < 0
+    resets = falls & (values[1:] < 0.5 * values[:-1])  # a restart starts again from near zero
+    return bool((falls & ~resets).sum() == 0 and resets.sum() <= 2 and (steps > 0).mean() >= 0.5)
+
+
+def _as_rate(series: Series) -> None:
+    """Read a cumulative series as its per-second increase, a reset counting from zero."""
+    keep = np.isfinite(series.values)
+    ts, values = series.timestamps[keep], series.values[keep]
+    steps = np.diff(values)
+    steps = np.where(steps < 0, values[1:], steps)
+    series.timestamps, series.values = ts[1:], steps / np.maximum(np.diff(ts), 1e-9)
+    series.query = f"rate({series.selector}[{int(np.median(np.diff(ts)))}s])"
 
 
 def _plan(by_component: dict[str, list[dict[str, str]]], label_of: dict[str, str], declared: dict[str, str],
@@ -442,6 +465,8 @@ async def scan(backend: MetricsBackend, *, window_start: float, baseline_s: floa
                     continue
                 if item.per_series == "selector":
                     series.query = series.selector
+                    if declared_type(series.name, declared) is None and _counts_up(series):
+                        _as_rate(series)
                 elif item.per_series == "rate":
                     series.labels = {"__name__": item.name, **series.labels}
                     series.query = f"rate({selector_for(series.labels)}[{rate}])"

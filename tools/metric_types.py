@@ -54,7 +54,7 @@ def declared_type(name: str, declared: dict[str, str]) -> str | None:
     family, _ = family_of(name)
     for key in (name, family):
         kind = declared.get(key)
-        if kind and kind != "unknown":
+        if kind and kind not in ("unknown", "untyped"):
             return kind
     return None
 
