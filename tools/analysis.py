@@ -523,7 +523,11 @@ def _log_evidence(obs: Observations, profiles: dict[str, Profile], split: float,
     # from shortly before the onset count with those after it.
     lead_split = max(start + 60, split - LOG_LEAD_S) if split > obs.window_start else split
     for component, templates in by_service.items():
-        found = template_changes(templates, lead_split, start, obs.at)
+        # The lead is for what began in it; a template already running before it is judged at the onset.
+        fresh = [t for t in templates if t.count_between(lead_split - 120, lead_split) == 0]
+        running = [t for t in templates if t.count_between(lead_split - 120, lead_split) > 0]
+        found = template_changes(fresh, lead_split, start, obs.at) + template_changes(running, split, start, obs.at)
+        found.sort(key=lambda c: -c.strength)
         profiles.setdefault(component, Profile(component)).templates = found
         changes.extend(found)
     changes.sort(key=lambda c: -c.strength)
