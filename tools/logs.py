@@ -2,6 +2,9 @@
 
 Lines become templates with drain3. A template is evidence when it is new after the onset, or when
 its rate jumped; a template as frequent before the onset as after it is background, however loud.
+Before mining, a message loses the header its logging framework repeated inside it (a leading
+timestamp, and a level word that repeats the record's level), and templates never mix levels: an
+ERROR line of a class that logged at INFO before the onset is a template of its own.
 """
 
 from __future__ import annotations
@@ -345,6 +348,94 @@ class Template:
         return max(self.levels, key=LEVELS.index) if self.levels else "info"
 
 
+# --- message headers --------------------------------------------------------------------------
+# Many formats repeat the record's time and level inside the message: logback/log4j
+# `17:43:10.332 ERROR [main] c.e.Foo - msg`, Python `2023-01-29 09:43:10,332 - name - ERROR - msg`,
+# Go `2023/01/29 09:43:10 msg`, klog `E0129 09:43:10.332123   7 file.go:12] msg`, syslog
+# `Jan 29 09:43:10 host app[1]: msg`, logfmt `time=... level=error msg=...`. Left in, the time of day
+# takes the first tokens of drain's prefix tree and the level word becomes a wildcard that merges
+# INFO and ERROR lines of one class. Only the header goes; the rest of the message stays verbatim.
+
+_MONTH = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]*\.?"
+_TIME = r"\d{1,2}:\d{2}:\d{2}(?:[.,]\d{1,9})?"
+_ZONE = r"(?:\s?(?:Z|[+-]\d{2}:?\d{2}|UTC|GMT)(?![\w:]))?"
+_DATE_TIME = (
+    r"(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{4}|\d{1,2}[-/ ]" + _MONTH + r"[-/ ]\d{4})"
+    r"(?:T|\s+|:)\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d{1,9})?)?" + _ZONE
+)
+_SYSLOG_TIME = r"(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)[a-z]*,?\s+)?" + _MONTH + r"\s+\d{1,2}\s+" + _TIME + r"(?:\s+\d{4})?" + _ZONE
+_STAMP = r"(?:" + _DATE_TIME + r"|" + _SYSLOG_TIME + r"|" + _TIME + _ZONE + r")"
+_HEADER_TIME = re.compile(
+    r"(?:(?:time|ts|timestamp|@timestamp|date|t)=)?"  # logfmt
+    r"(?:\[" + _STAMP + r"\]|\(" + _STAMP + r"\)|\"" + _STAMP + r"\"|" + _STAMP + r")"
+    r"(?:\s*[-|]\s+|:\s+|\s+)"
+)
+_LEVEL_WORDS = "|".join(sorted({*LEVELS, *_LEVEL_ALIASES, "warning"}, key=len, reverse=True))
+_HEADER_LEVEL = re.compile(
+    r"(?P<thread>\[[^\]\s]{1,80}\]\s+)?"  # logback's `[thread] LEVEL`: the thread stays
+    r"(?:\[\s*(?P<bracket>(?i:" + _LEVEL_WORDS + r"))\s*\]"  # [WARN], [error]
+    r"|<(?P<angle>(?i:" + _LEVEL_WORDS + r"))>"  # <error>
+    r"|(?:level|lvl|severity|loglevel)=\"?(?P<pair>(?i:" + _LEVEL_WORDS + r"))\"?"  # level=error
+    r"|(?P<word>" + _LEVEL_WORDS.upper() + r"))"  # ERROR, WARN: upper case only (`Error connecting` is the message)
+    r"(?:\s*[-|]\s+|:\s*|\s+|$)"
+)
+_KLOG = re.compile(r"(?P<letter>[IWEF])\d{4}\s+" + _TIME + r"\s+\d+\s+")  # the pid goes with the header
+_KLOG_LEVELS = {"I": "info", "W": "warn", "E": "error", "F": "fatal"}
+# The cheap check before any regex: a header begins with a digit, a bracket or a quote, or its
+# first three characters are those of a month or weekday, an upper-case level word, a klog letter
+# and date, or a logfmt key.
+_HEADER_FIRST = frozenset("0123456789[(<\"@")
+_HEADER_PREFIXES = frozenset(
+    ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+     "Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun",
+     "tim", "ts=", "dat", "lev", "lvl", "sev", "log", 't="']
+    + [word.upper()[:3] for word in (*LEVELS, *_LEVEL_ALIASES) if len(word) >= 3]
+    + [f"{letter}{a}{b}" for letter in "IWEF" for a in "01" for b in "0123456789"]
+    + [f"t={digit}" for digit in "0123456789"]
+)
+
+
+def _may_have_header(message: str) -> bool:
+    return message[:1] in _HEADER_FIRST or message[:3] in _HEADER_PREFIXES
+
+
+def _level_of(word: str | None) -> str | None:
+    """The canonical level a header word names (None for a word that is no level)."""
+    if not word:
+        return None
+    text = word.lower()
+    text = _LEVEL_ALIASES.get(text, text)
+    return text if text in LEVELS else None
+
+
+def strip_header(message: str, level: str) -> str:
+    """``message`` without a leading timestamp and a leading level word that repeats ``level``.
+
+    A level word that says something else than the record's level stays (it is information); a
+    message that is nothing but a header stays whole.
+    """
+    if not message or not _may_have_header(message):
+        return message
+    rest = message
+    if rest[0] in "IWEF":
+        found = _KLOG.match(rest)
+        if found:
+            return (rest[found.end():] or message) if _KLOG_LEVELS[found.group("letter")] == level else message
+    found = _HEADER_TIME.match(rest)
+    timed = found is not None
+    if timed:
+        rest = rest[found.end():]
+    found = _HEADER_LEVEL.match(rest)
+    if found and _level_of(found.group("bracket") or found.group("angle") or found.group("pair")
+                           or found.group("word")) == level:
+        rest = (found.group("thread") or "") + rest[found.end():]
+        if not timed:  # `ERROR 2023-01-29 09:43:10 msg`, `level=error ts=... msg=...`
+            found = _HEADER_TIME.match(rest)
+            if found:
+                rest = rest[found.end():]
+    return rest if rest.strip() else message
+
+
 def _miner():
     from drain3 import TemplateMiner
     from drain3.masking import MaskingInstruction
@@ -359,7 +450,8 @@ def _miner():
         MaskingInstruction(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}", "UUID"),
         MaskingInstruction(r"\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b", "IP"),
         MaskingInstruction(r"\b0x[0-9a-fA-F]+\b|\b[0-9a-f]{12,}\b", "HEX"),
-        MaskingInstruction(r"(?<![A-Za-z])-?\d+(?:\.\d+)?(?:ms|s|us|MB|GB|KB|%)?(?![A-Za-z])", "NUM"),
+        # a minus sign only where no digit precedes it: 2021-07-14 is <NUM>-<NUM>-<NUM>, not <NUM><NUM><NUM>
+        MaskingInstruction(r"(?<![A-Za-z])(?:-(?<!\d-))?\d+(?:\.\d+)?(?:ms|s|us|MB|GB|KB|%)?(?![A-Za-z])", "NUM"),
     ]
     config.profiling_enabled = False
     return TemplateMiner(config=config)
@@ -370,23 +462,38 @@ LOCATING_FIELDS = ("node", "host", "pod", "tenant", "model", "region", "zone", "
 
 
 class TemplateMiner:
-    """Mines templates per service, record by record, so files and streams of any size fit."""
+    """Mines templates per service and level, record by record, so files and streams of any size fit.
+
+    Each (service, level) has its own drain miner, so a template never mixes levels and drain's
+    prefix tree keeps all its depth for the message. Template ids count per service in the order
+    templates first appear (as drain numbers its clusters); ``templates`` is keyed (service, id).
+    The message is mined without the header it repeats (see ``strip_header``); the template's
+    example is the message as it came.
+    """
 
     def __init__(self) -> None:
-        self._miners: dict[str, object] = {}
+        # (service, level) -> (its drain miner, its templates by drain cluster id)
+        self._miners: dict[tuple[str, str], tuple[object, dict[int, Template]]] = {}
+        self._next_id: Counter = Counter()
         self.templates: dict[tuple[str, int], Template] = {}
         self.lines = 0
 
     def add(self, record: LogRecord) -> None:
-        miner = self._miners.get(record.service)
-        if miner is None:
-            miner = self._miners[record.service] = _miner()
-        result = miner.add_log_message(record.message)  # type: ignore[attr-defined]
-        key = (record.service, result["cluster_id"])
-        template = self.templates.get(key)
+        where = (record.service, record.level)
+        mined = self._miners.get(where)
+        if mined is None:
+            mined = self._miners[where] = (_miner(), {})
+        miner, clusters = mined
+        message = record.message
+        if message[:1] in _HEADER_FIRST or message[:3] in _HEADER_PREFIXES:  # _may_have_header, inlined
+            message = strip_header(message, record.level)
+        result = miner.add_log_message(message)  # type: ignore[attr-defined]
+        template = clusters.get(result["cluster_id"])
         if template is None:
-            template = self.templates[key] = Template(
-                result["cluster_id"], result["template_mined"], record.service, record.message, record.ts
+            self._next_id[record.service] += 1
+            number = self._next_id[record.service]
+            template = clusters[result["cluster_id"]] = self.templates[(record.service, number)] = Template(
+                number, result["template_mined"], record.service, record.message, record.ts
             )
         else:
             template.text = result["template_mined"]
