@@ -8,10 +8,7 @@ each diagnosed through the CLI (`sleuth diagnose --config ... --json`) exactly a
    recommend (the decoy); both recorded through `sleuth webhook`;  -> code_change @ checkout
 2. after checkout is rolled back, a PostgreSQL table lock blocks cart's and checkout's queries;
    -> dependency @ postgres
-
-CPU contention (stress-ng) is not asserted here yet: live, search's p99 rose with the host's CPU in
-only some runs (3 of 6), so a capacity diagnosis could not be required of it; the host-attachment
-rule it needs is tested on backfilled data (tests/test_typed_metrics.py).
+3. stress-ng saturates the host's CPUs while search serves;  -> capacity @ search (its host)
 
 Each must be right at top-1, with the onset within a minute of when the fault began, the decoy
 never a live suspect, no counter or histogram bucket read as a level, and (the stack being
@@ -156,3 +153,12 @@ def test_live_faults_are_diagnosed(tmp_path):
         time.sleep(70)
         result, elapsed = diagnose(config, "cart requests are failing and slow", "--window", "2m")
         check(result, fault="postgres lock", expected=("dependency", "postgres"), began=began, elapsed=elapsed, types=types)
+        time.sleep(max(0.0, began + 90 + 60 - time.time()))
+
+        # 3. CPU contention on the host.
+        began = stack.cpu_contention(100)
+        time.sleep(70)
+        result, elapsed = diagnose(config, "search is slow", "--window", "2m")
+        check(result, fault="cpu contention", expected=("capacity", "search"), began=began, elapsed=elapsed, types=types)
+        top = next(h for h in result["hypotheses"] if h["status"] != "refuted")
+        assert top.get("scope", {}).get("host"), top
