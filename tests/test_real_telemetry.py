@@ -281,3 +281,26 @@ def test_an_untyped_series_that_only_grows_is_read_as_a_rate(tmp_path):
     assert abs(_ts(diagnosis.incident["onset"]) - onset) <= 60, diagnosis.incident["onset"]
     read = [e.query for e in diagnosis.evidence if e.source == "metrics" and "db_active_time" in e.query]
     assert all(q.startswith("rate(") for q in read), read
+
+
+def test_a_service_whose_own_errors_are_its_code_is_no_knock_on_of_a_busy_dependency(tmp_path):
+    b = ScenarioBuilder(symptom="checkout is returning 500s", service="checkout", window="15m",
+                        services={"checkout": ["postgres"]})
+    release, onset = AT - 6 * 60, AT - 5 * 60
+    _quiet(b, "checkout", 240)
+    b.metric("http_error_ratio", {"service": "checkout"},
+             step_up(b.ts, daily(b.ts, 0.002, noise=0.1, seed=241), onset, 0.3))
+    # The database starts a long checkpoint a minute before the release: its write counters climb
+    # for minutes. Nothing users see moves there.
+    b.metric("pg_bgwriter_buffers_checkpoint", {"service": "postgres"},
+             step_up(b.ts, daily(b.ts, 1.0, noise=0.05, seed=242), release - 60, 30.0))
+    rng = np.random.default_rng(4)
+    for t in np.arange(AT - 3600, AT, 5.0):
+        b.log(t, "checkout", "info", f"order {rng.integers(10**6)} placed")
+        if t >= onset and rng.random() < 0.5:
+            b.log(t, "checkout", "error", "unhandled exception in /api/checkout: KeyError 'cart_id'")
+    b.change("rel-9", release, "checkout", "deploy", "checkout v2: new cart merge", version="v2", previous_version="v1")
+    diagnosis = diagnose(b.write(tmp_path / "own"))
+    top = live(diagnosis)[0]
+    assert (top.category, top.component) == ("code_change", "checkout"), [h.statement for h in diagnosis.hypotheses]
+    assert not diagnosis.incident["knock_on"], diagnosis.incident["knock_on"]

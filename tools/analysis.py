@@ -160,6 +160,13 @@ def _names_in(item: TemplateChange, profiles: dict[str, "Profile"], writer: str)
             and re.search(rf"(?<![\w-]){re.escape(n.lower())}(?![\w-])", text)}
 
 
+def _own_fault_logged(profile: "Profile") -> bool:
+    """Its new or spiking errors point at its own code, and none of them at a dependency."""
+    errors = [t for t in profile.templates if t.template.worst_level in ("error", "fatal") and t.strength >= 0.5]
+    hints = [cause_hints(t.template.text + " " + t.template.example) for t in errors]
+    return any("code_change" in h for h in hints) and not any("dependency" in h for h in hints)
+
+
 def _victim_of(profile: "Profile", profiles: dict[str, "Profile"], topology: dict[str, list[str]],
                undone: dict[str, float] | None = None, step_s: float = 0.0) -> str | None:
     """The component whose failure this one is a knock-on effect of, if any.
@@ -180,7 +187,13 @@ def _victim_of(profile: "Profile", profiles: dict[str, "Profile"], topology: dic
     caused_after = min(own_changes) if own_changes else math.inf
     senders = {a.series.labels.get(label) for a in profile.anomalies if a.component == profile.name
                for label in ATTRIBUTION_LABELS} & set(profiles)
-    suspects = _upstream(topology, profile.name) | _mentions(profile, profiles) | senders
+    named = _mentions(profile, profiles)
+    upstream = _upstream(topology, profile.name)
+    if _own_fault_logged(profile):
+        # Its new errors say the fault is its own (an exception in its code) and name no
+        # dependency: a dependency that moved too is not what broke it.
+        upstream = set()
+    suspects = upstream | named | senders
     # Not the victim of a component whose departure this one's own traffic explains (its series
     # carry this component as tenant or client).
     suspects -= {a.component for a in profile.anomalies if a.component != profile.name}
