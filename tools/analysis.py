@@ -24,6 +24,7 @@ from tools.catalog import DEFAULT_SIGNALS, GENERIC, Signal, classify
 from tools.changes import Change
 from tools.diagnosis import Diagnosis, Evidence, Hypothesis, Mitigation, iso
 from tools.logs import Template, TemplateChange, template_changes
+from tools.metric_types import STATUS_LABELS
 from tools.metrics import Series
 from tools.taxonomy import CHANGE_KIND_CATEGORY, READ_ONLY_ACTIONS, cause_hints, symptoms_in
 
@@ -162,7 +163,7 @@ def _names_in(item: TemplateChange, profiles: dict[str, "Profile"], writer: str)
 
 def _own_fault_logged(profile: "Profile") -> bool:
     """Its new or spiking errors point at its own code, and none of them at a dependency."""
-    errors = [t for t in profile.templates if t.template.worst_level in ("error", "fatal") and t.strength >= 0.5]
+    errors = [t for t in profile.templates if t.template.worst_level in ERROR_LEVELS and t.strength >= 0.5]
     hints = [cause_hints(t.template.text + " " + t.template.example) for t in errors]
     return any("code_change" in h for h in hints) and not any("dependency" in h for h in hints)
 
@@ -314,7 +315,6 @@ def _score_series(obs: Observations) -> dict[str, Profile]:
     return profiles
 
 
-STATUS_LABELS = ("code", "status", "status_code", "response_code", "http_status")
 THROTTLING = next(signal for signal in DEFAULT_SIGNALS if signal.name == "upstream_throttling")
 
 
@@ -537,8 +537,10 @@ def _log_evidence(obs: Observations, profiles: dict[str, Profile], split: float,
     lead_split = max(start + 60, split - LOG_LEAD_S) if split > obs.window_start else split
     for component, templates in by_service.items():
         # The lead is for what began in it; a template already running before it is judged at the onset.
-        fresh = [t for t in templates if t.count_between(lead_split - 120, lead_split) == 0]
-        running = [t for t in templates if t.count_between(lead_split - 120, lead_split) > 0]
+        fresh: list[Template] = []
+        running: list[Template] = []
+        for t in templates:
+            (running if t.count_between(lead_split - 120, lead_split) else fresh).append(t)
         found = template_changes(fresh, lead_split, start, obs.at) + template_changes(running, split, start, obs.at)
         found.sort(key=lambda c: -c.strength)
         profiles.setdefault(component, Profile(component)).templates = found
@@ -798,11 +800,11 @@ def _signature_support(profile: Profile) -> dict[str, tuple[float, list[SeriesAn
         # the time was lost between them, on the network.
         edge = [a for a in anomalies if a.signal.symptom == "latency" and a.anomaly.direction == "up"
                 and _is_edge(a.series, profile.name)]
-        own = [s for s in profile.series if classify(s.name).symptom == "latency" and not _is_edge(s, profile.name)
-               and not OUTBOUND.search(s.name)]
-        own_departed = any(a.signal.symptom == "latency" and a.anomaly.score >= 0.1 and not _is_edge(a.series, profile.name)
-                           for a in profile.anomalies)
-        if edge and own and not own_departed:
+        server_side = [s for s in profile.series if classify(s.name).symptom == "latency"
+                       and not _is_edge(s, profile.name) and not OUTBOUND.search(s.name)]
+        server_departed = any(a.signal.symptom == "latency" and a.anomaly.score >= 0.1
+                              and not _is_edge(a.series, profile.name) for a in profile.anomalies)
+        if edge and server_side and not server_departed:
             add("infrastructure", edge, 0.8)
     if "infrastructure" not in found:
         # One node, host or instance failing while its siblings carry on is a place, not a load.

@@ -62,6 +62,13 @@ def _resolution(values: np.ndarray) -> float:
     return float(np.median(np.diff(distinct)))
 
 
+def _finite(ts: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The points with a value (NaN and infinities dropped), as float arrays."""
+    ts, values = np.asarray(ts, dtype=float), np.asarray(values, dtype=float)
+    keep = np.isfinite(values)
+    return ts[keep], values[keep]
+
+
 def _day_ago(ts: np.ndarray, values: np.ndarray, at: np.ndarray, step: float) -> np.ndarray:
     """Values one day before each time in ``at`` (NaN where none within a step)."""
     target = at - DAY_S
@@ -92,10 +99,7 @@ def detect(
 
     ``direction`` is the bad direction of the signal ("up", "down" or "both").
     """
-    ts = np.asarray(ts, dtype=float)
-    values = np.asarray(values, dtype=float)
-    keep = np.isfinite(values)
-    ts, values = ts[keep], values[keep]
+    ts, values = _finite(ts, values)
     base_mask = (ts >= window_start - baseline_s) & (ts < window_start)
     win_mask = (ts >= window_start) & (ts <= window_end)
     if base_mask.sum() < 10 or win_mask.sum() < RUN_LENGTH:
@@ -214,15 +218,12 @@ def stopped(ts: np.ndarray, values: np.ndarray, window_start: float, window_end:
             baseline_s: float, step: float, data_until: float) -> Anomaly | None:
     """A series that reported through its baseline and stopped inside the window, while the
     source kept answering for other series until ``data_until``: what measured it is gone."""
-    ts = np.asarray(ts, dtype=float)
-    values = np.asarray(values, dtype=float)
     if not len(ts):
         return None
     # A point that is NaN still says the series exists (a p99 with no requests is 0/0): only the
     # points' absence is a stop.
     last = float(ts[-1])
-    keep = np.isfinite(values)
-    ts, values = ts[keep], values[keep]
+    ts, values = _finite(ts, values)
     base = values[(ts >= window_start - baseline_s) & (ts < window_start)]
     if len(base) < 10:
         return None
@@ -243,10 +244,7 @@ def drift(ts: np.ndarray, values: np.ndarray, window_start: float, window_end: f
           direction: str = "both") -> Anomaly | None:
     """A slow, steady drift through the window that never made a sustained departure: the end of
     the window sits well off the baseline and the values move with time. Weak by construction."""
-    ts = np.asarray(ts, dtype=float)
-    values = np.asarray(values, dtype=float)
-    keep = np.isfinite(values)
-    ts, values = ts[keep], values[keep]
+    ts, values = _finite(ts, values)
     base = values[(ts >= window_start - baseline_s) & (ts < window_start)]
     win_mask = (ts >= window_start) & (ts <= window_end)
     win, win_ts = values[win_mask], ts[win_mask]
