@@ -304,3 +304,50 @@ def test_a_service_whose_own_errors_are_its_code_is_no_knock_on_of_a_busy_depend
     top = live(diagnosis)[0]
     assert (top.category, top.component) == ("code_change", "checkout"), [h.statement for h in diagnosis.hypotheses]
     assert not diagnosis.incident["knock_on"], diagnosis.incident["knock_on"]
+
+
+def test_a_gap_in_log_collection_does_not_make_a_steady_error_new(tmp_path):
+    b = ScenarioBuilder(symptom="travellers report errors on the site", service="site", window="10m",
+                        services={"site": ["gateway"], "gateway": ["meals", "routes"]})
+    for i, svc in enumerate(("site", "gateway", "meals", "routes")):
+        _quiet(b, svc, 70 + i)
+    rng = np.random.default_rng(9)
+    onset = AT - 4 * 60
+    gap = (AT - 13 * 60, AT - 4 * 60)  # the collector lost nine minutes: no service logged anything
+    for t in np.arange(AT - 14 * 60, AT, 5.0):
+        if gap[0] <= t < gap[1]:
+            continue
+        svc = ("gateway", "meals", "routes")[int(rng.integers(3))]
+        b.log(t, svc, "info", f"handled request id={rng.integers(10**6)} in {rng.integers(3, 40)}ms")
+        # meals fails a few requests a minute all along: its usual noise, before the gap and after.
+        if rng.random() < 0.5:
+            b.log(t, "meals", "error", f"meal list for trip {rng.integers(900)} came back empty")
+        if onset <= t < onset + 180 and rng.random() < 0.6:
+            b.log(t, "routes", "error", f"route lookup returned no stations for route {rng.integers(500)}")
+    diagnosis = diagnose(b.write(tmp_path / "gap"))
+    hypotheses = live(diagnosis)
+    assert hypotheses[0].component == "routes", [h.statement for h in hypotheses]
+    steady = [e for e in diagnosis.evidence if e.source == "logs" and e.component == "meals"]
+    # Its rate over the minutes the logs cover did not change: no evidence at all.
+    assert not steady, [e.summary for e in steady]
+    assert any("gap in collection" in limit for limit in diagnosis.limits), diagnosis.limits
+
+
+def test_callers_saying_a_dependency_has_no_instances_point_at_the_dependency(tmp_path):
+    b = ScenarioBuilder(symptom="travellers report errors on the site", service="site", window="10m",
+                        services={"site": ["gateway"], "gateway": ["trips"], "trips": ["fares"]})
+    for i, svc in enumerate(("site", "gateway", "trips", "fares")):
+        _quiet(b, svc, 80 + i)
+    rng = np.random.default_rng(10)
+    onset = AT - 4 * 60
+    for t in np.arange(AT - 30 * 60, AT, 5.0):
+        svc = ("gateway", "trips", "fares")[int(rng.integers(3))]
+        b.log(t, svc, "info", f"handled request id={rng.integers(10**6)} in {rng.integers(3, 40)}ms")
+        if onset <= t < onset + 180 and rng.random() < 0.6:
+            b.log(t, "trips", "error", "Request processing failed; nested exception is "
+                  "java.lang.IllegalStateException: No instances available for fares")
+    diagnosis = diagnose(b.write(tmp_path / "instances"))
+    hypotheses = live(diagnosis)
+    top = hypotheses[0]
+    # trips wrote the errors, but they say fares is gone: the exception is the message's wrapper.
+    assert (top.component, top.category) == ("fares", "dependency"), [h.statement for h in hypotheses]

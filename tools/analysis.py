@@ -23,7 +23,7 @@ from tools.anomaly import Anomaly, detect, drift, stopped
 from tools.catalog import DEFAULT_SIGNALS, GENERIC, Signal, classify
 from tools.changes import Change
 from tools.diagnosis import Diagnosis, Evidence, Hypothesis, Mitigation, iso
-from tools.logs import Template, TemplateChange, template_changes
+from tools.logs import Template, TemplateChange, covered_minutes, template_changes
 from tools.metric_types import STATUS_LABELS
 from tools.metrics import Series
 from tools.taxonomy import CHANGE_KIND_CATEGORY, READ_ONLY_ACTIONS, cause_hints, symptoms_in
@@ -535,13 +535,19 @@ def _log_evidence(obs: Observations, profiles: dict[str, Profile], split: float,
     # A cause logs before users feel it (a hardware error, then the failures it causes): lines
     # from shortly before the onset count with those after it.
     lead_split = max(start + 60, split - LOG_LEAD_S) if split > obs.window_start else split
+    covered = covered_minutes(obs.templates)
+    gaps = sum(1 for m in range(int(start // 60), int(split // 60)) if m not in covered)
+    if covered and gaps and min(covered) * 60 < split:
+        limits.append(f"no service logged anything for {gaps} minute{'s' if gaps > 1 else ''} before the onset "
+                      "(a gap in collection): log rates before it are over the minutes the logs cover")
     for component, templates in by_service.items():
         # The lead is for what began in it; a template already running before it is judged at the onset.
         fresh: list[Template] = []
         running: list[Template] = []
         for t in templates:
             (running if t.count_between(lead_split - 120, lead_split) else fresh).append(t)
-        found = template_changes(fresh, lead_split, start, obs.at) + template_changes(running, split, start, obs.at)
+        found = (template_changes(fresh, lead_split, start, obs.at, covered=covered)
+                 + template_changes(running, split, start, obs.at, covered=covered))
         found.sort(key=lambda c: -c.strength)
         profiles.setdefault(component, Profile(component)).templates = found
         changes.extend(found)
@@ -582,10 +588,11 @@ def _log_onset(obs: Observations) -> float | None:
         return None
     start = obs.window_start - obs.baseline_s
     scored: list[tuple[float, float, float]] = []
+    covered = covered_minutes(obs.templates)
     split = math.floor(obs.window_start / 60) * 60
     while split < obs.at - 60:
         outbreak, strongest = 0.0, 0.0
-        for change in template_changes(errors, split, start, obs.at):
+        for change in template_changes(errors, split, start, obs.at, covered=covered):
             # Only templates that break out here: their first line after the split comes within
             # two minutes, and the two minutes before it looked like their baseline (not a
             # template still running from an outbreak that began earlier).
@@ -906,7 +913,13 @@ def _candidates(obs: Observations, profiles: dict[str, Profile], service: str | 
                       and not ("dependency" in cause_hints(t.template.text + " " + t.template.example)
                                and _names_in(t, profiles, name))]
         log_core = 0.8 * max((t.strength for t in own_errors), default=0.0) * relation
-        core = max(core, log_core)
+        # Other components' new errors that blame this one by name ("upstream database postgres
+        # timed out", "no instances available for fares"): the dependency they point at is here,
+        # even when its own series and logs are quiet (a process that is gone reports nothing).
+        blamed = [(item, caller) for caller, items in blame.items() if caller != name for item in items
+                  if name in _names_in(item, profiles, caller)]
+        blamed_core = 0.7 * max((item.strength for item, _ in blamed), default=0.0) * relation
+        core = max(core, log_core, blamed_core)
         if name == service and profile.strength == 0:
             # Users report it slow and its own series show nothing, but the host under it
             # saturated in the window: a weaker lead than a departure of its own.
@@ -957,10 +970,6 @@ def _candidates(obs: Observations, profiles: dict[str, Profile], service: str | 
                 if where and where[0][0] in SCOPE_LABELS and len(item.template.labels) <= 2:
                     scopes[category].setdefault(where[0][0], where[0][1])
 
-        # Other components' new errors that blame this one by name ("upstream database postgres
-        # timed out"): the dependency they point at is here.
-        blamed = [(item, caller) for caller, items in blame.items() if caller != name for item in items
-                  if name in _names_in(item, profiles, caller)]
         for item, caller in blamed:
             strength = item.strength * 0.8
             if strength > support["dependency"].get("logs", 0.0):

@@ -535,10 +535,29 @@ def _poisson_surprise(expected: float, observed: int) -> float:
     return -log_p / math.log(10)
 
 
+def covered_minutes(templates: Iterable[Template]) -> set[int]:
+    """Minutes in which anything at all was logged. A minute in which every service fell silent is
+    a gap in collection, not a minute of zeros: counting it as "before" would make any template
+    look new."""
+    minutes: set[int] = set()
+    for template in templates:
+        minutes.update(m for m, n in template.minutes.items() if n)
+    return minutes
+
+
 def template_changes(templates: Iterable[Template], split: float, start: float, end: float,
-                     min_after: int = 3) -> list[TemplateChange]:
-    """Templates that appeared or whose rate jumped after ``split`` (within [start, end])."""
-    before_minutes = max(1.0, (split - start) / 60)
+                     min_after: int = 3, covered: set[int] | None = None) -> list[TemplateChange]:
+    """Templates that appeared or whose rate jumped after ``split`` (within [start, end]).
+
+    ``covered``: the minutes the logs cover (see ``covered_minutes``); rates before the split are
+    over those only. A template is "new" only as surely as that span could have shown it: one that
+    logs once a minute and was absent for one covered minute may simply not have come up.
+    """
+    templates = list(templates)
+    if covered is None:
+        before_minutes = max(1.0, (split - start) / 60)
+    else:
+        before_minutes = max(1.0, float(sum(1 for m in covered if start // 60 <= m < split // 60)))
     after_minutes = max(1.0, (end - split) / 60)
     out = []
     for template in templates:
@@ -555,7 +574,8 @@ def template_changes(templates: Iterable[Template], split: float, start: float, 
             continue
         severity = {"fatal": 1.0, "error": 1.0, "warn": 0.7}.get(template.worst_level, 0.45)
         volume = 1 - math.exp(-after / 20)
-        jump = 1.0 if new else min(1.0, math.log10(ratio) / 2)
+        # Absent for the covered minutes before, at its rate after: how sure "new" is.
+        jump = 1 - math.exp(-after_rate * before_minutes) if new else min(1.0, math.log10(ratio) / 2)
         out.append(TemplateChange(template, before, after, before_rate, after_rate, new,
                                   round(severity * (0.5 + 0.5 * volume) * (0.6 + 0.4 * jump), 3)))
     out.sort(key=lambda c: -c.strength)

@@ -94,6 +94,8 @@ _CAUSE_PHRASES: dict[str, tuple[str, ...]] = {
     "dependency": (
         r"upstream", r"\b429\b", r"rate[- ]limit", r"connection refused", r"timed? ?out (connecting|waiting|calling)",
         r"provider", r"dependency", r"bad gateway", r"\b50[234]\b", r"circuit (breaker )?open", r"dns",
+        r"no (healthy )?(instances|endpoints|upstreams?|hosts|servers) (are )?available", r"service unavailable",
+        r"(failed|unable) to connect", r"could not connect", r"connection reset",
     ),
     "traffic_surge": (r"retry storm", r"burst", r"surge", r"flood", r"abuse", r"too many requests from"),
     "data_or_model": (
