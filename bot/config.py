@@ -13,13 +13,15 @@ import re
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from index.config import MemoryConfig
 from tools.changes import ChangesConfig
 from tools.logs import LogsConfig
 from tools.metrics import MetricsConfig
+from tools.safeload import InputError, decode_text, load_yaml
+from tools.timeparse import MAX_DURATION_S
+from tools.timeparse import parse_duration as _parse_duration
 
 
 class ConfigError(Exception):
@@ -36,21 +38,9 @@ class ServiceConfig(BaseModel):
     owner: str | None = None
 
 
-def parse_duration(text: str | int | float) -> float:
-    """'90s', '15m', '1h', '2d', '1h30m' or a number of seconds -> seconds."""
-    if isinstance(text, (int, float)) and not isinstance(text, bool):
-        if text <= 0:
-            raise ValueError("a duration must be positive")
-        return float(text)
-    cleaned = str(text).strip().lower()
-    parts = re.findall(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)", cleaned)
-    if not parts or "".join(n + u for n, u in parts) != cleaned.replace(" ", ""):
-        raise ValueError(f"{text!r} is not a duration; write it like 30m, 1h or 2h30m")
-    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-    seconds = sum(float(n) * units[u] for n, u in parts)
-    if seconds <= 0:
-        raise ValueError("a duration must be positive")
-    return seconds
+def parse_duration(text: str | int | float, *, limit_s: float = MAX_DURATION_S, what: str = "a duration") -> float:
+    """'90s', '15m', '1h', '2d', '1h30m' or a number of seconds -> seconds (see tools.timeparse)."""
+    return _parse_duration(text, limit_s=limit_s, what=what)
 
 
 class InvestigationConfig(BaseModel):
@@ -148,13 +138,66 @@ class StorageConfig(BaseModel):
         return value
 
 
+ROLE_NAMES = ("commander", "approvers", "anyone")
+
+
+def _roles(value: list[str], allowed: tuple[str, ...]) -> list[str]:
+    if not value:
+        raise ValueError(f"name at least one of {', '.join(allowed)}")
+    for name in value:
+        if name not in allowed:
+            guess = difflib.get_close_matches(str(name), allowed, n=1)
+            hint = f"; did you mean '{guess[0]}'?" if guess else ""
+            raise ValueError(f"{name!r} is not a role; use {', '.join(allowed)}{hint}")
+    return list(dict.fromkeys(value))
+
+
+class SlackRolesConfig(BaseModel):
+    """Who may do what to an incident in Slack. Each entry lists roles: ``commander`` (the
+    incident's commander), ``approvers`` (``slack.approvers``), ``anyone`` (any channel member).
+    A refusal is private and names who may."""
+
+    model_config = {"extra": "forbid"}
+
+    commander: list[str] = Field(default_factory=lambda: ["commander", "approvers"], description=(
+        "who may hand command to someone else (anyone may take it while the incident has no commander)"))
+    severity: list[str] = Field(default_factory=lambda: ["commander", "approvers"],
+                                description="who may change the severity")
+    status: list[str] = Field(default_factory=lambda: ["commander", "approvers"],
+                              description="who may change the status (resolving is `resolve`)")
+    resolve: list[str] = Field(default_factory=lambda: ["commander", "approvers"],
+                               description="who may resolve the incident")
+    decide: list[str] = Field(default_factory=lambda: ["approvers", "commander"], description=(
+        "who may approve or reject mitigations (not `anyone`): the approvers, and the commander when listed; "
+        "with approvers configured, only a commander appointed by an approver counts (never one who took "
+        "command or opened the incident); with none configured, the commander decides"))
+
+    @field_validator("commander", "severity", "status", "resolve")
+    @classmethod
+    def _known(cls, value: list[str]) -> list[str]:
+        return _roles(value, ROLE_NAMES)
+
+    @field_validator("decide")
+    @classmethod
+    def _deciders(cls, value: list[str]) -> list[str]:
+        if "anyone" in value:
+            raise ValueError("approval comes from people you name: use approvers and/or commander, not anyone")
+        return _roles(value, ("approvers", "commander"))
+
+
 class SlackConfig(BaseModel):
     """The Slack app. Tokens come from SLACK_BOT_TOKEN, SLACK_APP_TOKEN and SLACK_SIGNING_SECRET."""
 
     model_config = {"extra": "forbid"}
 
-    approvers: list[str] = Field(default_factory=list,
-                                 description="user ids (U...) or user-group ids (S...) who may approve besides the commander")
+    approvers: list[str] = Field(default_factory=list, description=(
+        "user ids (U...) or user-group ids (S...) who may approve or reject mitigations and, by default, "
+        "change the commander, severity and status and resolve (slack.roles)"))
+    roles: SlackRolesConfig = Field(default_factory=SlackRolesConfig,
+                                    description="who may change the commander, severity, status, resolve, decide")
+    resolve_wait_s: float = Field(20.0, ge=0.0, le=600.0, description=(
+        "resolve waits this long for the channel's running investigation to finish (so its diagnosis makes "
+        "the summary); one still running after that, or still queued, is posted or stopped as after resolution"))
     timeline_reaction: str = Field("round_pushpin", description="a message given this reaction joins the timeline")
     command: str = Field("/diagnose", description="the slash command, as in manifest.yml")
     max_investigations: int = Field(2, ge=1, le=64, description=(
@@ -162,6 +205,34 @@ class SlackConfig(BaseModel):
         "core at a time: more than 2 only slows acks and first messages)"))
     takeover_after_s: float = Field(45.0, ge=5.0, le=3600.0, description=(
         "claimed work whose process stopped beating this long is taken over and replayed"))
+    shutdown_grace_s: float = Field(20.0, ge=0.0, le=600.0, description=(
+        "on SIGTERM, running work gets this long to finish; what is still running then is handed back "
+        "for another process (or the next one) to resume"))
+    delivery_deadline_s: float = Field(900.0, ge=1.0, le=86400.0, description=(
+        "work that Slack could not take (5xx, 429, no connection) is retried with backoff, in the running "
+        "process, until this long after it arrived; then the channel is told once Slack answers again"))
+    retry_backoff_s: float = Field(2.0, gt=0.0, le=600.0, description=(
+        "the first wait before work that Slack could not take is tried again (doubling, with jitter)"))
+    retry_backoff_max_s: float = Field(60.0, gt=0.0, le=3600.0, description=(
+        "the longest wait between tries (a longer Retry-After from Slack is honoured)"))
+    sweep_interval_s: float | None = Field(None, gt=0.0, le=600.0, description=(
+        "how often claims are beaten for and due retries and stale work are looked for "
+        "(default: a quarter of takeover_after_s, at least 1 s)"))
+
+    @field_validator("approvers")
+    @classmethod
+    def _approver_ids(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            if not re.fullmatch(r"[UWS][A-Z0-9]{2,}", entry):
+                raise ValueError(f"{entry!r} is not a Slack user id (U...) or user-group id (S...)")
+        return value
+
+    @model_validator(mode="after")
+    def _someone_decides(self) -> "SlackConfig":
+        if not self.approvers and self.roles.decide == ["approvers"]:
+            raise ValueError("roles.decide names only approvers but slack.approvers is empty, so nobody could "
+                             "approve; add approvers or put commander in roles.decide")
+        return self
 
 
 class SleuthConfig(BaseModel):
@@ -241,6 +312,9 @@ def explain(error: ValidationError, source: str) -> ConfigError:
     return ConfigError(f"{source}: '{where}' is invalid: {message}")
 
 
+MAX_CONFIG_BYTES = 5_000_000
+
+
 def load_config(path: Path | None, env: dict[str, str] | None = None) -> SleuthConfig:
     """Read sleuth.yml (or nothing: the defaults) and validate it.
 
@@ -250,15 +324,15 @@ def load_config(path: Path | None, env: dict[str, str] | None = None) -> SleuthC
     if path is None:
         return apply_environment(SleuthConfig(), env)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        data = Path(path).read_bytes()
     except OSError as exc:
         raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}; pass an existing file to --config") from exc
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path} is {len(data) / 1e6:.1f} MB; a sleuth.yml is at most {MAX_CONFIG_BYTES // 1_000_000} MB")
     try:
-        raw = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path} is not valid YAML{at}: {getattr(exc, 'problem', exc)}") from exc
+        raw = load_yaml(decode_text(data, str(path)), str(path)) or {}
+    except InputError as exc:
+        raise ConfigError(str(exc)) from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path} must be a mapping of sections (metrics:, logs:, changes:, services:)")
     raw = interpolate(raw, env)

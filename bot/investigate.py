@@ -9,18 +9,18 @@ live display and the Slack thread use.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import threading
 import dataclasses
 import re
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Awaitable, Callable, Iterable, Iterator
 
 import numpy as np
 
 from bot.config import SleuthConfig, parse_duration
 from tools.analysis import Observations, analyse
-from tools.catalog import DEFAULT_SIGNALS
 from tools.changes import gather_changes
 from tools.diagnosis import Diagnosis, Evidence, SourceReport, iso
 from tools.http import SourceError
@@ -28,7 +28,7 @@ from bot.safety import Redactor
 from tools.logs import LogRecord, LokiClient, TemplateMiner, build_logql, read_files
 from tools.metric_scan import Timing, scan
 from tools.metrics import Series, open_backend, parse_selector
-from tools.anomaly import DAY_S
+from tools.timeparse import MAX_WINDOW_S, TimeInputError, parse_instant
 
 ProgressFn = Callable[[str, SourceReport], None]
 
@@ -51,12 +51,9 @@ def parse_at(text: str | None, now: float | None = None) -> float:
     if text is None or text.strip().lower() in ("", "now"):
         return now
     try:
-        parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise RequestError(f"--at {text!r} is not an ISO-8601 time; write it like 2026-03-10T14:30:00Z") from exc
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    at = parsed.timestamp()
+        at = parse_instant(text, "--at")
+    except TimeInputError as exc:
+        raise RequestError(str(exc)) from None
     if at > now + 60:
         raise RequestError(f"--at {text} is in the future; investigate a time that has passed (or omit --at for now)")
     return at
@@ -165,6 +162,14 @@ def _redaction_key(config: SleuthConfig) -> str:
     return "redacted:" + config.safety.model_dump_json()
 
 
+def _until(stop: threading.Event, records: Iterable[LogRecord], every: int = 2000) -> Iterator[LogRecord]:
+    """``records`` until ``stop`` is set (checked every ``every`` records)."""
+    for number, record in enumerate(records):
+        if number % every == 0 and stop.is_set():
+            return
+        yield record
+
+
 async def _gather_logs(config: SleuthConfig, components: list[str] | None, start: float, split: float,
                        end: float, out: _Gathered) -> SourceReport:
     """Mine the logs of ``components`` (None: every service the log source knows)."""
@@ -177,12 +182,25 @@ async def _gather_logs(config: SleuthConfig, components: list[str] | None, start
     wanted = set(components) if components else None
     redactor = Redactor(config.safety)
     if logs.files:
-        def mine() -> None:
-            out.miner.add_all(read_files(logs.files, wanted, start, end, logs.max_lines,
-                                         prepare=lambda record: _redact_record(record, redactor),
-                                         prepare_key=_redaction_key(config)))
+        stop = threading.Event()
 
-        await asyncio.to_thread(mine)
+        def mine() -> None:
+            records = read_files(logs.files, wanted, start, end, logs.max_lines,
+                                 prepare=lambda record: _redact_record(record, redactor),
+                                 prepare_key=_redaction_key(config), stop=stop)
+            out.miner.add_all(_until(stop, records))
+
+        mining = asyncio.ensure_future(asyncio.to_thread(mine))
+        try:
+            await asyncio.shield(mining)
+        except asyncio.CancelledError:
+            # The source timed out: the thread stops within a batch of lines, and what it mined
+            # so far is dropped with it (the report says the logs were abandoned).
+            stop.set()
+            with contextlib.suppress(Exception):
+                await mining
+            out.miner = TemplateMiner()
+            raise
         queries += len(logs.files)
         for component in components or sorted({t.service for t in out.miner.templates.values()}):
             out.log_queries[component] = (
@@ -332,11 +350,10 @@ async def run_investigation(request: InvestigationRequest, config: SleuthConfig,
     if at > now + 60:
         raise RequestError(f"the time {iso(at)} is in the future; investigate a time that has passed")
     try:
-        window_s = parse_duration(request.window or config.investigation.window)
+        window_s = parse_duration(request.window or config.investigation.window, limit_s=MAX_WINDOW_S,
+                                  what="the window")
     except ValueError as exc:
-        raise RequestError(f"window: {exc}") from exc
-    if window_s > 7 * DAY_S:
-        raise RequestError("the window is longer than 7 days; narrow it (e.g. --window 2h) so the onset means something")
+        raise RequestError(f"{exc}; narrow it (e.g. --window 2h) so the onset means something") from exc
     baseline_s = parse_duration(config.investigation.baseline)
     lookback_s = parse_duration(config.investigation.change_lookback)
     timeout_s = parse_duration(config.investigation.source_timeout)

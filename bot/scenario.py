@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
 from pydantic import BaseModel, Field, ValidationError
 
 if TYPE_CHECKING:
@@ -21,6 +20,7 @@ from bot.investigate import InvestigationRequest, parse_at, RequestError
 from tools.changes import ChangesConfig
 from tools.logs import LogsConfig
 from tools.metrics import MetricsConfig
+from tools.safeload import InputError, decode_text, load_yaml
 from tools.taxonomy import ACTIONS, CATEGORIES
 
 SCENARIOS_DIR = Path(__file__).resolve().parent.parent / "scenarios"
@@ -80,11 +80,11 @@ class Scenario:
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml(decode_text(path.read_bytes(), str(path)), str(path))
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {getattr(exc, 'problem', exc)}") from exc
+    except InputError as exc:
+        raise ConfigError(str(exc)) from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must be a YAML mapping")
     return data

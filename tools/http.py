@@ -42,6 +42,7 @@ class HttpSourceConfig(BaseModel):
     backoff_max_s: float = Field(2.0, ge=0)
     retry_after_max_s: float = Field(5.0, ge=0, description="longest Retry-After honoured")
     deadline_s: float = Field(15.0, gt=0, description="all tries of one request together")
+    max_answer_mb: float = Field(16.0, gt=0, le=1024, description="largest answer read; a bigger one is an error")
     headers: dict[str, str] = Field(default_factory=dict)
     verify_tls: bool = True
 
@@ -151,11 +152,35 @@ async def request(
     try:
         async for attempt in retrying:
             with attempt:
-                response = await client.request(method, path, params=params, json=json_body)
+                response = await _bounded(client, method, path, params, json_body,
+                                          int(config.max_answer_mb * 1_000_000), name)
                 response.raise_for_status()
     except (httpx.HTTPError, SourceError) as exc:
         raise SourceError(describe_failure(name, exc)) from exc
     return response
+
+
+async def _bounded(client: httpx.AsyncClient, method: str, path: str, params: Any, json_body: Any,
+                   limit: int, name: str) -> httpx.Response:
+    """The response, read as a stream that stops past ``limit`` bytes (decoded): a source that
+    answers 50 MB must not take the process' memory with it."""
+    async with client.stream(method, path, params=params, json=json_body) as streamed:
+        declared = streamed.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > limit and streamed.is_success:
+            raise SourceError(f"{name} answered over {limit / 1e6:g} MB ({int(declared) / 1e6:.0f} MB declared); "
+                              "narrow the query or raise max_answer_mb")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in streamed.aiter_bytes():
+            size += len(chunk)
+            if size > limit:
+                raise SourceError(f"{name} answered over {limit / 1e6:g} MB; narrow the query or raise max_answer_mb")
+            chunks.append(chunk)
+    # The body is already decoded: the copy must not claim an encoding or a length it no longer has.
+    headers = [(k, v) for k, v in streamed.headers.multi_items()
+               if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")]
+    return httpx.Response(streamed.status_code, headers=headers, content=b"".join(chunks),
+                          request=streamed.request, extensions=streamed.extensions)
 
 
 async def request_json(

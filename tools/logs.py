@@ -17,7 +17,6 @@ import re
 import threading
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
@@ -25,6 +24,7 @@ from pydantic import BaseModel, Field
 
 from tools.http import HttpSourceConfig, SourceError, make_client, request_json
 from tools.links import grafana_explore
+from tools.timeparse import parse_time  # noqa: F401 - the one time parser; importers use it from here
 
 LEVELS = ("debug", "info", "warn", "error", "fatal")
 _LEVEL_ALIASES = {
@@ -40,33 +40,6 @@ class LogRecord:
     level: str
     message: str
     fields: dict[str, str] = field(default_factory=dict)
-
-
-def parse_time(value: object) -> float | None:
-    """ISO-8601 (with Z or an offset), Unix seconds, milliseconds or nanoseconds -> Unix seconds."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        number = float(value)
-    elif isinstance(value, str):
-        text = value.strip()
-        try:
-            number = float(text)
-        except ValueError:
-            try:
-                parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace(" ", "T", 1))
-            except ValueError:
-                return None
-            if parsed.tzinfo is None:
-                parsed = parsed.replace(tzinfo=timezone.utc)
-            return parsed.timestamp()
-    else:
-        return None
-    if number > 1e17:
-        return number / 1e9
-    if number > 1e14:
-        return number / 1e6
-    if number > 1e11:
-        return number / 1e3
-    return number
 
 
 def normalise_level(value: object) -> str:
@@ -173,23 +146,55 @@ _FILE_RECORDS_GUARD = threading.Lock()
 _FILE_LOADING: dict[tuple, threading.Lock] = {}
 
 
-def _parse_file(path: Path, prepare: Callable[[LogRecord], LogRecord] | None, limit: int) -> Iterator[LogRecord | None]:
-    """Every line of ``path`` as a record (None for a line without a timestamp), at most ``limit`` lines."""
+MAX_LINE_CHARS = 64 * 1024  # longer lines are cut here: a 100 MB line must not be read whole
+
+
+def clip_line(line: str) -> str:
+    """A log line no longer than ``MAX_LINE_CHARS``; a cut JSON line no longer parses, and is then
+    read (if at all) as plain text."""
+    return line if len(line) <= MAX_LINE_CHARS else line[:MAX_LINE_CHARS]
+
+
+def _lines(handle, limit_chars: int = MAX_LINE_CHARS) -> Iterator[str]:
+    """The lines of a text file, each cut at ``limit_chars``; the rest of an over-long line is
+    skipped a chunk at a time, so memory stays bounded whatever the file holds."""
+    while True:
+        line = handle.readline(limit_chars)
+        if not line:
+            return
+        if len(line) >= limit_chars and not line.endswith("\n"):
+            while True:  # skip to the end of this line
+                rest = handle.readline(limit_chars)
+                if not rest or rest.endswith("\n"):
+                    break
+        yield line
+
+
+class Stopped(Exception):
+    """Reading was asked to stop (the source's time ran out)."""
+
+
+def _parse_file(path: Path, prepare: Callable[[LogRecord], LogRecord] | None, limit: int,
+                stop: threading.Event | None = None) -> Iterator[LogRecord | None]:
+    """Every line of ``path`` as a record (None for a line without a timestamp), at most ``limit``
+    lines; ``Stopped`` as soon as ``stop`` is set (checked every 1,000 lines)."""
     default_service = Path(path).stem
     try:
         handle = open(path, encoding="utf-8", errors="replace")
     except OSError as exc:
         raise SourceError(f"cannot read log file {path}: {exc.strerror or exc}") from exc
     with handle:
-        for number, line in enumerate(handle):
+        for number, line in enumerate(_lines(handle)):
             if number >= limit:
                 return
+            if stop is not None and number % 1000 == 0 and stop.is_set():
+                raise Stopped()
             record = parse_line(line, default_service)
             yield prepare(record) if record is not None and prepare is not None else record
 
 
 def _cached_file(path: Path, prepare: Callable[[LogRecord], LogRecord] | None,
-                 prepare_key: str) -> tuple[list[LogRecord], int] | None:
+                 prepare_key: str, stop: threading.Event | None = None) -> tuple[list[LogRecord], int] | None:
     """(records sorted by time, lines) of a small file, parsed once per version; None for a large one."""
     try:
         stat = os.stat(path)
@@ -210,7 +215,7 @@ def _cached_file(path: Path, prepare: Callable[[LogRecord], LogRecord] | None,
         lines = 0
         records: list[LogRecord] = []
         try:
-            for record in _parse_file(path, prepare, limit=1 << 62):
+            for record in _parse_file(path, prepare, limit=1 << 62, stop=stop):
                 lines += 1
                 if record is not None:
                     records.append(record)
@@ -227,18 +232,28 @@ def _cached_file(path: Path, prepare: Callable[[LogRecord], LogRecord] | None,
 
 def read_files(paths: Iterable[Path], services: set[str] | None, start: float, end: float,
                max_lines: int, *, prepare: Callable[[LogRecord], LogRecord] | None = None,
-               prepare_key: str = "") -> Iterator[LogRecord]:
+               prepare_key: str = "", stop: threading.Event | None = None) -> Iterator[LogRecord]:
     """Records from files, keeping those of the given services within [start, end].
 
     ``prepare`` (with ``prepare_key`` naming what it does) is applied to each record once per file
     version: the investigation redacts there. At most ``max_lines`` lines are read in all. Small
     files come from a cache of parsed files, in time order; large ones are streamed in file order.
+    Reading ends early, quietly, once ``stop`` is set.
     """
+    try:
+        yield from _read_files(paths, services, start, end, max_lines, prepare, prepare_key, stop)
+    except Stopped:
+        return
+
+
+def _read_files(paths: Iterable[Path], services: set[str] | None, start: float, end: float, max_lines: int,
+                prepare: Callable[[LogRecord], LogRecord] | None, prepare_key: str,
+                stop: threading.Event | None) -> Iterator[LogRecord]:
     read = 0
     for path in paths:
         if read >= max_lines:
             return
-        cached = _cached_file(Path(path), prepare, prepare_key)
+        cached = _cached_file(Path(path), prepare, prepare_key, stop)
         if cached is not None and read + cached[1] <= max_lines:
             records, lines = cached
             read += lines
@@ -249,7 +264,7 @@ def read_files(paths: Iterable[Path], services: set[str] | None, start: float, e
                 if services is None or record.service in services:
                     yield record
             continue
-        for record in _parse_file(Path(path), prepare, limit=max_lines - read):
+        for record in _parse_file(Path(path), prepare, limit=max_lines - read, stop=stop):
             read += 1
             if record is None or not (start <= record.ts <= end):
                 continue
@@ -279,22 +294,31 @@ class LokiClient:
         )
         if not isinstance(payload, dict) or payload.get("status") != "success":
             raise SourceError(f"Loki refused the query: {payload.get('error') if isinstance(payload, dict) else 'unexpected answer'}")
-        data = payload.get("data") or {}
+        data = payload.get("data")
+        if not isinstance(data, dict) or not isinstance(data.get("result"), list):
+            raise SourceError("Loki answered JSON without data.result")
         if data.get("resultType") != "streams":
             raise SourceError(f"Loki answered {data.get('resultType')!r} where streams were expected")
         records = []
-        for stream in data.get("result", []):
-            labels = stream.get("stream", {})
-            service = labels.get(self.config.service_label, "")
-            for entry in stream.get("values", []):
+        for stream in data["result"]:
+            labels = stream.get("stream") if isinstance(stream, dict) else None
+            values = stream.get("values") if isinstance(stream, dict) else None
+            if not isinstance(labels, dict) or not isinstance(values, list):
+                raise SourceError("Loki answered a stream without its labels and values")
+            service = str(labels.get(self.config.service_label, ""))
+            for entry in values:
                 try:
-                    ts_ns, line = entry[0], entry[1]
-                except (IndexError, TypeError, KeyError) as exc:
-                    raise SourceError(f"Loki answered a malformed log entry ({exc})") from exc
+                    ts = int(entry[0]) / 1e9
+                    line = entry[1]
+                except (IndexError, TypeError, KeyError, ValueError):
+                    raise SourceError("Loki answered a log entry that is not [nanoseconds, line]") from None
+                if not isinstance(line, str):
+                    raise SourceError("Loki answered a log entry whose line is not text")
+                line = clip_line(line)
                 record = parse_line(line, service) if line.lstrip().startswith("{") else None
                 if record is None:
-                    record = LogRecord(int(ts_ns) / 1e9, service, normalise_level(labels.get("level")), line)
-                record.ts = int(ts_ns) / 1e9
+                    record = LogRecord(ts, service, normalise_level(labels.get("level")), line)
+                record.ts = ts
                 record.service = service or record.service
                 records.append(record)
         records.sort(key=lambda r: r.ts)
@@ -308,6 +332,8 @@ class LokiClient:
         )
         if not isinstance(payload, dict) or payload.get("status") != "success":
             raise SourceError("Loki refused the label query")
+        if payload.get("data") is not None and not isinstance(payload.get("data"), list):
+            raise SourceError("Loki answered the label values without a list")
         return sorted(str(v) for v in payload.get("data") or [])
 
     def link(self, query: str, start: float, end: float) -> str | None:

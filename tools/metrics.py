@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from tools.http import HttpSourceConfig, SourceError, make_client, request_json
 from tools.links import grafana_explore, prometheus_graph
+from tools.timeparse import step_for
 
 LOOKBACK_S = 300.0
 DISCOVERY_LABELS = ("service", "job", "app", "pod", "namespace")
@@ -168,11 +169,13 @@ class PrometheusBackend:
         return payload.get("data")
 
     async def query_range(self, query: str, start: float, end: float, step: float) -> list[Series]:
+        # Prometheus refuses more than 11,000 points per series: a long span gets a coarser step.
+        step = step_for(start, end, step)
         data = await self._get(
             "/api/v1/query_range", {"query": query, "start": start, "end": end, "step": step}
         )
         if not isinstance(data, dict) or not isinstance(data.get("result"), list):
-            raise SourceError("Prometheus answered a range query without a result list")
+            raise SourceError("Prometheus answered a range query without data.result")
         out = []
         for item in data["result"]:
             try:
@@ -180,23 +183,33 @@ class PrometheusBackend:
                 ts = np.array([float(p[0]) for p in pairs], dtype=float)
                 vals = np.array([float(p[1]) for p in pairs], dtype=float)
                 out.append(Series(dict(item.get("metric", {})), ts, vals, query))
-            except (KeyError, TypeError, ValueError, IndexError) as exc:
-                raise SourceError(f"Prometheus answered a malformed series ({exc})") from exc
+            except (AttributeError, KeyError, TypeError, ValueError, IndexError):
+                raise SourceError("Prometheus answered a range series that is not a label set with "
+                                  "[time, value] pairs") from None
         return out
 
     async def query(self, query: str, at: float) -> list[tuple[dict[str, str], float]]:
         data = await self._get("/api/v1/query", {"query": query, "time": at})
         if not isinstance(data, dict) or data.get("resultType") != "vector":
             return []
-        return [(dict(i.get("metric", {})), float(i["value"][1])) for i in data.get("result", [])]
+        if not isinstance(data.get("result"), list):
+            raise SourceError("Prometheus answered an instant query without a result list")
+        try:
+            return [(dict(i.get("metric", {})), float(i["value"][1])) for i in data["result"]]
+        except (AttributeError, KeyError, TypeError, ValueError, IndexError):
+            raise SourceError("Prometheus answered an instant query with a malformed sample") from None
 
     async def series(self, matchers: list[str], start: float, end: float) -> list[dict[str, str]]:
         params = [("match[]", m) for m in matchers] + [("start", str(start)), ("end", str(end))]
         data = await self._get("/api/v1/series", params)
-        return [dict(item) for item in data or []]
+        if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
+            raise SourceError("Prometheus answered a series query without a list of label sets")
+        return [{str(k): str(v) for k, v in item.items()} for item in data]
 
     async def label_values(self, label: str, start: float, end: float) -> list[str]:
         data = await self._get(f"/api/v1/label/{label}/values", {"start": start, "end": end})
+        if data is not None and not isinstance(data, list):
+            raise SourceError(f"Prometheus answered the values of {label} without a list")
         return sorted(str(v) for v in data or [])
 
     async def metadata(self) -> dict[str, str]:
