@@ -23,6 +23,7 @@ def main() -> int:
         ("bench_agent.py", []),
         ("bench_slack.py", ["20"]),
         ("bench_prometheus.py", ["1" if quick else "3"]),
+        ("bench_bad_input.py", []),
         ("bench_scenarios.py", [str(HERE.parent / "scenarios")]
          + ([] if quick else [str(p) for p in (NEZHA / "ob", NEZHA / "tt") if p.is_dir()])),
     ]

@@ -109,11 +109,14 @@ async def _gather_metrics(config: SleuthConfig, components: list[str] | None, se
     backend = open_backend(config.metrics)
     if backend is None:
         return SourceReport("not_configured", "no metrics backend in the config (metrics.prometheus or metrics.openmetrics)")
+    span: tuple[float, float] | None = None
     try:
         found = await scan(backend, window_start=window_start, baseline_s=baseline_s, at=end,
                            configured_step=config.metrics.step_s, service=service, symptom=symptom,
                            services=config.services, max_components=config.investigation.max_components,
                            components=components)
+        if not any(found.series.values()) and hasattr(backend, "span"):
+            span = backend.span()
     finally:
         await backend.aclose()
     known.extend(found.known)
@@ -125,6 +128,10 @@ async def _gather_metrics(config: SleuthConfig, components: list[str] | None, se
     count = sum(len(v) for v in out.series.values())
     notes = "".join(f"; {note}" for note in found.notes)
     if not count:
+        if span is not None and (span[1] < window_start - baseline_s or span[0] > end):
+            notes += f"; the metrics files hold samples from {iso(span[0])} to {iso(span[1])}, outside it"
+        elif span is None and hasattr(backend, "span"):
+            notes += "; the metrics files hold no timestamped samples"
         return SourceReport("no_data", f"no series for {service or 'any service'} in the window{notes}",
                             queries=found.queries)
     return SourceReport("ok", f"{count} series from {len(out.series)} components via {backend.name}{notes}",

@@ -20,6 +20,7 @@ from typing import Any, Iterable
 from pydantic import BaseModel, Field
 
 from tools.http import HttpSourceConfig, SourceError, decode_json, make_client, request
+from tools.httpbody import BodyError, read_json, reply_json
 from tools.logs import parse_time
 
 KINDS = ("deploy", "config", "flag", "model", "index", "infra", "operation", "prompt", "data", "release", "rollback")
@@ -140,6 +141,9 @@ class WebhookConfig(BaseModel):
     port: int = Field(8787, ge=0, le=65535)
 
 
+MAX_CHANGES_PER_POST = 1000
+
+
 def make_webhook_server(config: WebhookConfig, store: ChangeStore) -> ThreadingHTTPServer:
     """An HTTP server for ``POST /changes`` (one change or a list). Call ``serve_forever()``.
 
@@ -150,12 +154,7 @@ def make_webhook_server(config: WebhookConfig, store: ChangeStore) -> ThreadingH
         server_version = "sleuth-webhook"
 
         def _reply(self, status: HTTPStatus, body: dict[str, Any]) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            reply_json(self, status, body)
 
         def do_GET(self) -> None:  # noqa: N802 - http.server's naming
             if self.path.rstrip("/") == "/healthz":
@@ -173,24 +172,28 @@ def make_webhook_server(config: WebhookConfig, store: ChangeStore) -> ThreadingH
                     self._reply(HTTPStatus.UNAUTHORIZED, {"error": "missing or wrong bearer token"})
                     return
             try:
-                length = int(self.headers.get("Content-Length") or 0)
-                if length > 1_000_000:
-                    raise ValueError("body larger than 1 MB")
-                payload = json.loads(self.rfile.read(length) or b"null")
+                payload = read_json(self)
                 items = payload if isinstance(payload, list) else [payload]
+                if len(items) > MAX_CHANGES_PER_POST:
+                    raise ValueError(f"{len(items)} changes in one body; send at most {MAX_CHANGES_PER_POST}")
                 changes = []
                 for position, item in enumerate(items):
                     try:
                         changes.append(change_from_dict(item, "webhook"))
                     except ValueError as exc:
                         raise ValueError(f"change {position}: {exc}" if len(items) > 1 else str(exc)) from exc
-            except json.JSONDecodeError as exc:
-                self._reply(HTTPStatus.BAD_REQUEST, {"error": f"the body is not JSON ({exc.msg} at position {exc.pos})"})
+            except BodyError as exc:
+                self._reply(exc.status, {"error": str(exc)})
                 return
             except ValueError as exc:
                 self._reply(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
                 return
-            self._reply(HTTPStatus.ACCEPTED, {"stored": store.add(changes)})
+            try:
+                stored = store.add(changes)
+            except Exception:  # noqa: BLE001 - the sender gets an answer whatever the store does
+                self._reply(HTTPStatus.SERVICE_UNAVAILABLE, {"error": "the change store could not save it; send it again"})
+                return
+            self._reply(HTTPStatus.ACCEPTED, {"stored": stored})
 
         def log_message(self, format: str, *args: Any) -> None:  # quiet by default
             return
@@ -227,26 +230,44 @@ class GitHubDeployments:
 
     async def between(self, start: float, end: float) -> list[Change]:
         out = []
+        unreadable = 0
         for repo in self.config.repos:
-            for item in await self._deployments(repo, start):
-                ts = parse_time(item.get("created_at")) if isinstance(item, dict) else None
+            items = await self._deployments(repo, start)
+            for item in items:
+                ts = parse_time(item.get("created_at"))
                 if ts is None or not (start <= ts <= end):
                     continue
-                sha = str(item.get("sha") or "")
-                ref = str(item.get("ref") or sha[:7])
-                payload = item.get("payload") if isinstance(item.get("payload"), dict) else {}
-                out.append(Change(
-                    id=f"gh-{item.get('id')}",
-                    ts=ts,
-                    service=repo.service,
-                    kind=str(payload.get("kind") or "deploy") if payload.get("kind") in KINDS else "deploy",
-                    summary=str(item.get("description") or f"{repo.repo} {ref} to {item.get('environment')}"),
-                    author=str((item.get("creator") or {}).get("login") or ""),
-                    version=ref,
-                    url=f"{self.config.web_url.rstrip('/')}/{repo.repo}/commit/{sha}" if sha else "",
-                    source="github",
-                ))
+                change = self._change(repo, item, ts)
+                if change is None:
+                    unreadable += 1
+                else:
+                    out.append(change)
+        if unreadable and not out:
+            raise SourceError(f"GitHub answered {unreadable} deployment{'s' if unreadable > 1 else ''} "
+                              "in a shape Sleuth cannot read (no id, sha or ref as text)")
         return out
+
+    def _change(self, repo: GitHubRepo, item: dict, ts: float) -> Change | None:
+        """One deployment as a change; None when its fields are not what GitHub documents."""
+        fields = ("id", "sha", "ref", "description", "environment")
+        if any(isinstance(item.get(k), (dict, list)) for k in fields) or item.get("id") is None:
+            return None
+        sha = str(item.get("sha") or "")
+        ref = str(item.get("ref") or sha[:7])
+        payload = item.get("payload") if isinstance(item.get("payload"), dict) else {}
+        creator = item.get("creator") if isinstance(item.get("creator"), dict) else {}
+        kind = payload.get("kind")
+        return Change(
+            id=f"gh-{item.get('id')}",
+            ts=ts,
+            service=repo.service,
+            kind=kind if isinstance(kind, str) and kind in KINDS else "deploy",
+            summary=str(item.get("description") or f"{repo.repo} {ref} to {item.get('environment')}"),
+            author=str(creator.get("login") or ""),
+            version=ref,
+            url=f"{self.config.web_url.rstrip('/')}/{repo.repo}/commit/{sha}" if sha else "",
+            source="github",
+        )
 
     async def _deployments(self, repo: GitHubRepo, start: float) -> list[dict]:
         """Deployments newest first, following ``Link: rel="next"`` until they predate ``start``."""
@@ -313,6 +334,8 @@ async def gather_changes(config: ChangesConfig, start: float, end: float) -> tup
             changes.extend(await client.between(start, end))
         except SourceError as exc:
             failures.append(str(exc))
+        except Exception:  # noqa: BLE001 - one feed's surprise must not drop the others' changes
+            failures.append("GitHub answered something Sleuth could not read; the other change feeds are used")
         finally:
             await client.aclose()
     unique = {c.id: c for c in sorted(changes, key=lambda c: c.ts)}

@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from tools.http import HttpSourceConfig, SourceError, make_client, request_json
 from tools.links import grafana_explore, prometheus_graph
-from tools.timeparse import step_for
+from tools.timeparse import in_range, step_for, to_seconds
 
 LOOKBACK_S = 300.0
 DISCOVERY_LABELS = ("service", "job", "app", "pod", "namespace")
@@ -289,8 +289,11 @@ def _openmetrics_samples(lines: Iterable[str], types: dict[str, str], path: Path
                 position = pair.end()
             value = float(found.group("value"))
             stamp = float(found.group("ts")) if found.group("ts") else None
-            if stamp is not None and not math.isfinite(stamp):
-                raise ValueError("the timestamp is not a finite number")
+            if stamp is not None:
+                # OpenMetrics writes seconds, Prometheus' text format milliseconds: read by magnitude.
+                stamp = to_seconds(stamp)
+                if not in_range(stamp):
+                    raise ValueError("the timestamp is not a time between 1970 and 2100")
         except ValueError as exc:
             raise SourceError(f"metrics file {path} is not valid OpenMetrics text: line {number}: {exc}: "
                               f"{line[:120]!r}") from exc
@@ -364,6 +367,13 @@ class EmbeddedBackend:
             order = np.argsort(np.asarray(ts_list), kind="stable")
             stored.append(_StoredSeries(labels, np.asarray(ts_list)[order], np.asarray(val_list)[order]))
         return stored, types
+
+    def span(self) -> tuple[float, float] | None:
+        """(first, last) sample time over the files; None when they hold no timestamped sample."""
+        series = [s for s in self._load() if len(s.ts)]
+        if not series:
+            return None
+        return min(float(s.ts[0]) for s in series), max(float(s.ts[-1]) for s in series)
 
     def _select(self, query: str) -> list[_StoredSeries]:
         matchers = parse_selector(query)

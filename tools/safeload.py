@@ -87,8 +87,9 @@ def _count_nodes(node: yaml.Node, budget: int) -> None:
 
 def load_yaml(text: str, what: str) -> Any:
     """One YAML document under the limits above; ``InputError`` with the line when it is not."""
-    loader = _BoundedLoader(text)
+    loader = None
     try:
+        loader = _BoundedLoader(text)
         node = loader.get_single_node()
         if node is None:
             return None
@@ -96,14 +97,19 @@ def load_yaml(text: str, what: str) -> Any:
         return loader.construct_document(node)
     except InputError as exc:
         raise InputError(f"{what}: {exc}") from None
+    except yaml.reader.ReaderError as exc:
+        line = text[: exc.position].count("\n") + 1
+        raise InputError(f"{what} is not valid YAML at line {line}: it holds the control character "
+                         f"#x{exc.character if isinstance(exc.character, int) else ord(exc.character):04x}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}" if mark else ""
-        raise InputError(f"{what} is not valid YAML{at}: {getattr(exc, 'problem', None) or exc}") from None
+        raise InputError(f"{what} is not valid YAML{at}: {getattr(exc, 'problem', None) or 'unreadable'}") from None
     except RecursionError:
         raise InputError(f"{what}: nested too deeply") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def _reject_constant(name: str) -> Any:

@@ -31,7 +31,7 @@ def in_range(ts: float) -> bool:
     return math.isfinite(ts) and EARLIEST <= ts < LATEST
 
 
-def _from_number(number: float) -> float:
+def to_seconds(number: float) -> float:
     """Seconds, milliseconds, microseconds or nanoseconds since 1970 -> seconds (by magnitude)."""
     if number > 1e17:
         return number / 1e9
@@ -69,7 +69,7 @@ def parse_time(value: object) -> float | None:
         return None
     if not math.isfinite(number):
         return None
-    ts = _from_number(number)
+    ts = to_seconds(number)
     return ts if in_range(ts) else None
 
 
