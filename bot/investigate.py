@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import threading
 import dataclasses
+import logging
+import threading
 import re
 import time
 from dataclasses import dataclass, field
@@ -31,6 +32,8 @@ from tools.metrics import Series, open_backend, parse_selector
 from tools.timeparse import MAX_WINDOW_S, TimeInputError, parse_instant
 
 ProgressFn = Callable[[str, SourceReport], None]
+
+logger = logging.getLogger(__name__)
 
 
 class RequestError(ValueError):
@@ -95,8 +98,11 @@ async def _timed(name: str, work: Awaitable[SourceReport], timeout_s: float, des
                                        "raise investigation.source_timeout or check the source")
     except SourceError as exc:
         report = SourceReport("error", str(exc))
-    except Exception as exc:  # a source must never abort the investigation
-        report = SourceReport("error", f"{name} failed unexpectedly: {type(exc).__name__}: {exc}")
+    except Exception:  # a source must never abort the investigation
+        # The responder gets words; the Python details go to the log for whoever fixes it.
+        logger.exception("source %s failed unexpectedly", name)
+        report = SourceReport("error", f"{described} answered something Sleuth could not read; "
+                                       "the other sources were used (details in the bot's log)")
     report.elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
     reports[name] = report
     if on_progress:
