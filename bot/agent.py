@@ -314,7 +314,7 @@ class Agent:
         if self._model_client is None:
             from bot.llm import ModelClient
 
-            self._model_client = ModelClient(self.config.model)
+            self._model_client = ModelClient(self.config.model, redact=self.redactor.redact)
         return self._model_client
 
     def _known_services(self, request: dict[str, Any]) -> list[str]:

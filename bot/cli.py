@@ -74,7 +74,7 @@ def _run(request, config, *, as_json: bool, charts: Optional[Path]) -> None:
     if turn.kind == "error":
         _fail(turn.text)
     if as_json:
-        payload = dict(turn.diagnosis)
+        payload = agent.redactor.redact_obj(dict(turn.diagnosis))  # the last step before stdout: nothing skips it
         if charts is not None:
             payload["charts"] = turn.charts
         sys.stdout.write(json.dumps(payload, indent=2) + "\n")

@@ -14,7 +14,7 @@ import json
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from bot.config import ModelConfig, parse_duration
 
@@ -38,11 +38,40 @@ def _one_sentence(exc: Exception) -> str:
     return text[:200]
 
 
+def redacted_messages(messages: list[dict[str, Any]], redact: Callable[[str], str]) -> list[dict[str, Any]]:
+    """The chat as it is sent: every text in it (contents, text parts, tool-call arguments) passed
+    through ``redact`` once more. The callers redact what they put in; this is the last step before
+    the endpoint, which nothing can skip."""
+    out = []
+    for message in messages:
+        message = dict(message)
+        content = message.get("content")
+        if isinstance(content, str):
+            message["content"] = redact(content)
+        elif isinstance(content, list):
+            message["content"] = [dict(part, text=redact(part["text"])) if isinstance(part, dict)
+                                  and isinstance(part.get("text"), str) else part for part in content]
+        if message.get("tool_calls"):
+            message["tool_calls"] = [_redacted_call(call, redact) for call in message["tool_calls"]]
+        out.append(message)
+    return out
+
+
+def _redacted_call(call: Any, redact: Callable[[str], str]) -> Any:
+    if not isinstance(call, dict) or not isinstance(call.get("function"), dict):
+        return call
+    function = call["function"]
+    if isinstance(function.get("arguments"), str):
+        function = dict(function, arguments=redact(function["arguments"]))
+    return dict(call, function=function)
+
+
 class ModelClient:
-    def __init__(self, config: ModelConfig) -> None:
+    def __init__(self, config: ModelConfig, *, redact: Callable[[str], str] | None = None) -> None:
         from openai import OpenAI
 
         self.config = config
+        self._redact = redact or (lambda text: text)
         self.name = config.model or ""
         self.tools_supported = config.tool_calling
         self._timeout = parse_duration(config.timeout)
@@ -61,6 +90,7 @@ class ModelClient:
         """One chat completion. ``deadline`` is a time.monotonic() value no attempt may pass."""
         import openai
 
+        messages = redacted_messages(messages, self._redact)
         timeout = self._timeout
         if deadline is not None:
             left = deadline - time.monotonic()

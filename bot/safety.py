@@ -3,13 +3,20 @@
 Everything the agent reads from a source (log lines, metric labels, change messages, Slack
 messages) was written by someone else, so three things happen before a model sees it:
 
-- ``Redactor`` replaces secrets and personal data with ``[REDACTED:<kind>]``: vendor key formats
-  (OpenAI, Slack, GitHub, AWS, Google, Stripe, ...), JWTs, Authorization headers, ``password=`` /
-  ``token:`` style assignments, credentials in URLs, PEM private keys, emails, optionally IP
-  addresses, and the patterns of ``safety.patterns`` in sleuth.yml. The rules are narrow on
-  purpose: service names, versions, durations, status codes, hostnames, request ids and commit
-  SHAs survive, because a diagnosis needs them. Each rule is a precompiled regular expression,
-  skipped outright when its trigger words are absent, so thousands of lines stay cheap.
+- ``Redactor`` replaces secrets and personal data with ``[REDACTED:<kind>]``. Secrets: vendor
+  key formats, from detect-secrets' plugins (their maintained regexes: Slack, GitHub, AWS,
+  Stripe, SendGrid, Twilio, PyPI, npm, Azure storage, GitLab, Mailchimp, Square, ...) and from
+  rules of ours that cover what those miss or cut short (OpenAI, Slack app and refresh tokens,
+  fine-grained GitHub tokens, Google API keys and OAuth secrets, whole PEM blocks, ...), JWTs,
+  Authorization headers, ``password=`` / ``token:`` style assignments, credentials in URLs.
+  Personal data, ours: payment card numbers (brand prefix, length and the Luhn check), US social
+  security and UK national insurance numbers, phone numbers (E.164 and the usual written forms),
+  IBANs (country length and the mod-97 check), emails, optionally IP addresses; and the patterns
+  of ``safety.patterns`` in sleuth.yml. The rules are narrow on purpose: service names, versions,
+  durations, latencies, timestamps, ports, status codes, hostnames, request ids and commit SHAs
+  survive, because a diagnosis needs them. Each rule is a precompiled regular expression, skipped
+  outright when its trigger words (or, for shapes made of digits, its cheap hint pattern) are
+  absent, so thousands of lines stay cheap.
 - ``fence(label, text)`` wraps data between markers that carry a per-call random nonce, after
   neutralising anything in the data that could close the fence early or pass for a chat-template
   control token. The system prompt tells the model that fenced text is data, never instructions.
@@ -34,11 +41,12 @@ from typing import Any, Callable
 
 from bot.config import SafetyConfig
 
-__all__ = ["Redactor", "fence", "neutralise", "looks_like_injection", "KINDS"]
+__all__ = ["Redactor", "fence", "neutralise", "looks_like_injection", "is_card_number", "KINDS"]
 
 KINDS = (
     "api_key", "token", "password", "secret", "private_key", "email", "ip", "jwt", "aws_key",
-    "bearer", "cookie", "url_credentials", "connection_string", "custom",
+    "bearer", "cookie", "url_credentials", "connection_string", "card", "ssn", "national_id", "phone",
+    "iban", "custom",
 )
 
 
@@ -80,6 +88,14 @@ class _Rule:
     triggers: tuple[str, ...] = ()
     replace: Callable[[re.Match[str]], str | None] | None = None  # None from it: leave as is
     sub: Callable[[str, Counter[str]], str] | None = None  # a whole pass of its own, instead of regex.sub
+    # For shapes no word announces (digits, case-sensitive prefixes): a cheap pattern searched in
+    # the original text instead of the triggers.
+    hint: re.Pattern[str] | None = None
+
+    def applies(self, text: str, lower: str) -> bool:
+        if self.hint is not None:
+            return self.hint.search(text) is not None
+        return not self.triggers or any(t in lower for t in self.triggers)
 
 
 def _keep_head(kind: str) -> Callable[[re.Match[str]], str]:
@@ -216,21 +232,28 @@ _BUILTIN_RULES: tuple[_Rule, ...] = (
     _Rule("jwt", re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"), ("eyj",)),
     # vendor formats
     _Rule("api_key", re.compile(r"\bsk-(?:proj-|svcacct-|admin-|ant-)?[A-Za-z0-9_-]{20,}"), ("sk-",)),
-    _Rule("token", re.compile(r"\bxox[abposre]-[A-Za-z0-9-]{10,}|\bxapp-\d-[A-Za-z0-9-]{10,}"), ("xox", "xapp-")),
+    # Slack: bot, user, app-level, configuration and refresh tokens (xoxe.xoxp-..., xoxe-1-...)
+    _Rule("token", re.compile(r"\bxox(?:e\.xox)?[abpcdosre]-[A-Za-z0-9-]{10,}|\bxapp-\d-[A-Za-z0-9-]{10,}"),
+          ("xox", "xapp-")),
     _Rule("token", re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{40,})"),
           ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_")),
     _Rule("token", re.compile(r"\bglpat-[A-Za-z0-9_-]{20,}|\bnpm_[A-Za-z0-9]{36}\b|\bhf_[A-Za-z0-9]{30,}\b"),
           ("glpat-", "npm_", "hf_")),
     _Rule("aws_key", re.compile(r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16}\b"), _AWS_PREFIXES),
     _Rule("api_key", re.compile(r"\bAIza[0-9A-Za-z_-]{30,}"), ("aiza",)),
-    _Rule("api_key", re.compile(r"\b(?:sk|rk)_(?:live|test)_[0-9A-Za-z]{16,}"), ("_live_", "_test_")),
+    _Rule("api_key", re.compile(r"\b(?:sk|rk|pk)_(?:live|test)_[0-9A-Za-z]{16,}|\bwhsec_[0-9A-Za-z]{24,}"),
+          ("_live_", "_test_", "whsec_")),
+    _Rule("api_key", re.compile(r"\bSG\.[A-Za-z0-9_-]{16,32}\.[A-Za-z0-9_-]{16,64}"), ("sg.",)),  # SendGrid
+    _Rule("api_key", re.compile(r"\b(?:AC|SK)[0-9a-f]{32}\b"), hint=re.compile(r"(?:AC|SK)[0-9a-f]{32}")),  # Twilio
+    _Rule("token", re.compile(r"\bpypi-AgE[A-Za-z0-9_-]{50,}"), ("pypi-",)),
+    _Rule("secret", re.compile(r"\bGOCSPX-[A-Za-z0-9_-]{20,}|\bya29\.[0-9A-Za-z_-]{20,}"), ("gocspx-", "ya29.")),
     _Rule("connection_string", re.compile(r"(?P<head>[?&]sig=)(?!\[REDACTED)[^&\s\"']+"), ("sig=",),
           _keep_head("connection_string")),
     # assignments: password=..., "api_key": "...", --token ...
     _Rule("password", _KV_END, ("pass", "pwd", "token", "secret", "key", "signature"), sub=_redact_assignments),
     _Rule("password", re.compile(
         r"(?P<head>(?<![\w-])--?(?P<flag>password|passwd|token|api-key|secret)[ \t]+)(?!-)(?!\[REDACTED)(?P<val>[^\s\"'\\]+)",
-        re.I), ("-",), _flag_replace),
+        re.I), ("password", "passwd", "token", "api-key", "secret"), _flag_replace),
 )
 
 _EMAIL = _Rule("email", re.compile(
@@ -239,6 +262,244 @@ _IPV4 = _Rule("ip", re.compile(rf"(?<![\w.]){_OCTET}(?:\.{_OCTET}){{3}}(?!\w|\.\
 _IPV6 = _Rule("ip", re.compile(
     r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9A-Fa-f]{1,4})?(?![\w:]|\.\d)"),
     ("::", ":"), _ipv6_replace)
+
+
+# --- personal data ----------------------------------------------------------------------------
+# Shapes made of digits are everywhere in incident text (timestamps, latencies, ids, counters), so
+# each of these rules matches a narrow written form and then checks what only the real thing
+# passes: a card's brand prefix, length and Luhn digit, an IBAN's country length and mod-97.
+
+
+def _luhn(digits: str) -> bool:
+    total = 0
+    for index, char in enumerate(reversed(digits)):
+        value = int(char)
+        if index % 2:
+            value = value * 2 - 9 if value > 4 else value * 2
+        total += value
+    return total % 10 == 0
+
+
+# (prefix range, lengths) of the card brands: Visa, Mastercard, Amex, Discover, UnionPay, JCB,
+# Diners, Maestro, Mir. An ordinary long number rarely has both a brand's prefix and its length,
+# and then only one in ten passes the Luhn check; epoch milliseconds (1...) and Slack ts never do.
+_BRANDS: tuple[tuple[int, int, tuple[int, ...]], ...] = (
+    (4, 4, (13, 16, 19)),
+    (51, 55, (16,)), (2221, 2720, (16,)),
+    (34, 34, (15,)), (37, 37, (15,)),
+    (6011, 6011, (16, 17, 18, 19)), (644, 649, (16, 17, 18, 19)), (65, 65, (16, 17, 18, 19)),
+    (62, 62, (16, 17, 18, 19)),
+    (3528, 3589, (16, 17, 18, 19)),
+    (300, 305, (14, 15, 16, 17, 18, 19)), (36, 36, (14, 15, 16, 17, 18, 19)), (38, 39, (16, 17, 18, 19)),
+    (5018, 5018, tuple(range(12, 20))), (5020, 5020, tuple(range(12, 20))), (5038, 5038, tuple(range(12, 20))),
+    (5893, 5893, tuple(range(12, 20))), (6304, 6304, tuple(range(12, 20))), (6759, 6759, tuple(range(12, 20))),
+    (6761, 6763, tuple(range(12, 20))),
+    (2200, 2204, (16, 17, 18, 19)),
+)
+_CARD_BRANDS = tuple((len(str(low)), low, high, lengths) for low, high, lengths in _BRANDS)
+
+
+def is_card_number(digits: str) -> bool:
+    """A payment card number: a brand's prefix and length, and a valid Luhn check digit."""
+    if not digits.isdigit() or not 12 <= len(digits) <= 19:
+        return False
+    prefixes = {n: int(digits[:n]) for n in (1, 2, 3, 4)}
+    for width, low, high, lengths in _CARD_BRANDS:
+        if low <= prefixes[width] <= high and len(digits) in lengths:
+            return _luhn(digits)
+    return False
+
+
+def _card_grouping_ok(groups: list[str]) -> bool:
+    """Written in groups: 4-4-4-4(-3), 4-6-5 (Amex) or 4-6-4 (Diners); ungrouped is fine too."""
+    lengths = [len(g) for g in groups]
+    if len(lengths) == 1:
+        return True
+    return (all(n == 4 for n in lengths[:-1]) and 1 <= lengths[-1] <= 4) or lengths in ([4, 6, 5], [4, 6, 4])
+
+
+_CARD_SEP = re.compile(r"[ -]")
+
+
+def _card_replace(m: re.Match[str]) -> str | None:
+    """The card inside a run of digit groups (one separator kind), the groups around it kept."""
+    text = m.group()
+    if len(set(_CARD_SEP.findall(text))) > 1:
+        return None
+    groups = _CARD_SEP.split(text)
+    sep = (_CARD_SEP.findall(text) or [" "])[0]
+    for start in range(len(groups)):
+        for end in range(len(groups), start, -1):
+            candidate = groups[start:end]
+            if _card_grouping_ok(candidate) and is_card_number("".join(candidate)):
+                head = sep.join(groups[:start]) + (sep if start else "")
+                tail = (sep if end < len(groups) else "") + sep.join(groups[end:])
+                return head + _mark("card") + tail
+    return None
+
+
+def _iban_ok(compact: str) -> bool:
+    """The IBAN check: the country's length, and the number read with letters as 10..35 is 1 mod 97."""
+    if _IBAN_LENGTHS.get(compact[:2]) != len(compact):
+        return False
+    moved = compact[4:] + compact[:4]
+    return int("".join(str(int(c, 36)) for c in moved)) % 97 == 1
+
+
+_IBAN_LENGTHS = {
+    "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22, "BR": 29, "BY": 28,
+    "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DK": 18, "DO": 28, "EE": 20, "EG": 29, "ES": 24, "FI": 18,
+    "FO": 18, "FR": 27, "GB": 22, "GE": 22, "GI": 23, "GL": 18, "GR": 27, "GT": 28, "HR": 21, "HU": 28, "IE": 22,
+    "IL": 23, "IQ": 23, "IS": 26, "IT": 27, "JO": 30, "KW": 30, "KZ": 20, "LB": 28, "LC": 32, "LI": 21, "LT": 20,
+    "LU": 20, "LV": 21, "LY": 25, "MC": 27, "MD": 24, "ME": 22, "MK": 19, "MR": 27, "MT": 31, "MU": 30, "NL": 18,
+    "NO": 15, "PK": 24, "PL": 28, "PS": 29, "PT": 25, "QA": 29, "RO": 24, "RS": 22, "SA": 24, "SC": 31, "SD": 18,
+    "SE": 24, "SI": 19, "SK": 24, "SM": 27, "ST": 25, "SV": 28, "TL": 23, "TN": 24, "TR": 26, "UA": 29, "VA": 22,
+    "VG": 24, "XK": 20,
+}
+
+
+def _iban_replace(m: re.Match[str]) -> str | None:
+    """An IBAN of exactly its country's length (spaces between groups allowed), the rest kept."""
+    text = m.group()
+    want = _IBAN_LENGTHS.get(text[:2])
+    if want is None:
+        return None
+    taken, end = 0, 0
+    for index, char in enumerate(text):
+        if char != " ":
+            taken += 1
+        if taken == want:
+            end = index + 1
+            break
+    if not end or (end < len(text) and text[end].isalnum()):
+        return None
+    if not _iban_ok(text[:end].replace(" ", "")):
+        return None
+    return _mark("iban") + text[end:]
+
+
+def _phone_replace(m: re.Match[str]) -> str | None:
+    digits = sum(c.isdigit() for c in m.group())
+    return _mark("phone") if 8 <= digits <= 15 else None
+
+
+def _context_value(kind: str, low: int, high: int) -> Callable[[re.Match[str]], str | None]:
+    """The value after a word that names it ("phone: ...", "SSN ..."), when it has low..high digits."""
+    def replace(m: re.Match[str]) -> str | None:
+        digits = sum(c.isdigit() for c in m.group("val"))
+        if not low <= digits <= high:
+            return None
+        return m.group()[: m.start("val") - m.start()] + _mark(kind) + m.group()[m.end("val") - m.start():]
+    return replace
+
+
+_DIGIT_END = r"(?![\w/=-]|[.,:]\d)"  # no word, path, version or decimal goes on after the number
+
+# What every line is searched for before any personal-data rule runs: the rules' hints, folded
+# into three patterns (one alternation of them all would be several times slower to search).
+_PERSONAL_GATES = (
+    re.compile(r"\d{3}(?:\d[ -]?\d{4,6}[ -]?\d{3}|-\d\d-\d{4}|[-.]\d{3}[-.]\d{4})"),  # cards, SSNs, phones
+    re.compile(r"[A-Z]{2} ?\d{2} ?(?:[A-Z0-9]{4}|\d{2} ?\d{2} ?[A-D])"),  # IBANs, national insurance numbers
+    re.compile(r"\+[1-9]|\(\d{3}\)"),  # phones
+)
+
+_PERSONAL_RULES: tuple[_Rule, ...] = (
+    _Rule("card", re.compile(rf"(?<![\w.+/-])\d(?:[ -]?\d){{11,18}}{_DIGIT_END}"), replace=_card_replace,
+          hint=re.compile(r"\d{4}[ -]?\d{4,6}[ -]?\d{3}")),
+    _Rule("iban", re.compile(r"(?<![\w-])[A-Z]{2}\d{2}(?: ?[A-Z0-9]){10,30}"), replace=_iban_replace,
+          hint=re.compile(r"[A-Z]{2}\d{2} ?[A-Z0-9]{4}")),
+    # US social security numbers, written with dashes (never 000, 666 or 9xx, no 00 or 0000 parts)
+    _Rule("ssn", re.compile(rf"(?<![\w.+/-])(?!000|666|9\d\d)\d{{3}}-(?!00)\d{{2}}-(?!0000)\d{{4}}{_DIGIT_END}"),
+          hint=re.compile(r"\d{3}-\d{2}-\d{4}")),
+    _Rule("ssn", re.compile(r"\b(?:ssn|social[ _-]security(?:[ _-](?:number|no|#))?)\b[\s:#=\"'.]*"
+                            r"(?P<val>\d{3}[- ]?\d{2}[- ]?\d{4})(?!\d)", re.I),
+          ("ssn", "social"), _context_value("ssn", 9, 9)),
+    # UK national insurance numbers (QQ 12 34 56 C; not the administrative prefixes BG, GB, NK, ...)
+    _Rule("national_id", re.compile(
+        r"(?<![\w-])(?!BG|GB|NK|KN|TN|NT|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D](?![\w-])"),
+        hint=re.compile(r"[A-Z]{2} ?\d{2} ?\d{2} ?\d{2} ?[A-D]")),
+    # phones: E.164 (+14155552671), international with spaces or dashes (+44 20 7946 0958), and the
+    # North American written forms ((415) 555-2671, 415-555-2671, 415.555.2671); bare digit runs
+    # only after a word that names a phone, since ids and counters look the same
+    _Rule("phone", re.compile(r"(?<![\w+.])\+[1-9]\d{0,3}(?:[ .-]?\(\d{1,4}\))?(?:[ .-]?\d{1,5}){1,6}(?![\w]|[.:,]\d)"),
+          replace=_phone_replace, hint=re.compile(r"\+[1-9]")),
+    _Rule("phone", re.compile(rf"(?<![\w.+/-])(?:1[ .-])?(?:\([2-9]\d\d\) ?[2-9]\d\d[-. ]\d{{4}}"
+                              rf"|[2-9]\d\d-[2-9]\d\d-\d{{4}}|[2-9]\d\d\.[2-9]\d\d\.\d{{4}}){_DIGIT_END}"),
+          hint=re.compile(r"\d{3}[-.]\d{3}[-.]\d{4}|\(\d{3}\)")),
+    _Rule("phone", re.compile(r"\b(?:phone|tel|telephone|mobile|cell|fax|whatsapp|sms)(?:[ _-]?(?:no|number|num|#))?"
+                              r"\b[\s:#=\"'.]*(?P<val>\+?\d[\d ().-]{5,20}\d)(?!\d)", re.I),
+          ("phone", "tel", "mobile", "cell", "fax", "whatsapp", "sms"), _context_value("phone", 7, 15)),
+)
+
+
+# --- secrets found by detect-secrets' plugins ---------------------------------------------------
+# Their regexes are maintained as vendors change formats; some are cut at a fixed length (a Stripe
+# key's first 24 characters), so a match is extended over the token's remaining characters before
+# it is replaced. The plugins that judge by keywords or entropy alone are left out: on log lines
+# they flag ordinary words.
+
+_LIBRARY_PLUGINS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
+    # (module, class, kind, triggers; none: the plugin's own regexes are the hint)
+    ("slack", "SlackDetector", "token", ("xox", "hooks.slack.com")),
+    ("github_token", "GitHubTokenDetector", "token", ("ghp_", "gho_", "ghu_", "ghs_", "ghr_")),
+    ("gitlab_token", "GitLabTokenDetector", "token",
+     ("glpat-", "gldt-", "glft-", "glsoat-", "glrt-", "gr1348941", "glcbt-", "glimt-", "glptt-", "glagent-", "gloas-")),
+    ("aws", "AWSKeyDetector", "aws_key", ("akia", "asia", "abia", "acca", "a3t", "aws")),
+    ("azure_storage_key", "AzureStorageKeyDetector", "connection_string", ("accountkey",)),
+    ("stripe", "StripeDetector", "api_key", ("_live_",)),
+    ("sendgrid", "SendGridDetector", "api_key", ("sg.",)),
+    ("twilio", "TwilioKeyDetector", "api_key", ()),
+    ("pypi_token", "PypiTokenDetector", "token", ("pypi-",)),
+    ("npm", "NpmDetector", "token", ("_authtoken",)),
+    ("openai", "OpenAIDetector", "api_key", ("t3blbkfj",)),
+    ("mailchimp", "MailchimpDetector", "api_key", ("-us",)),
+    ("square_oauth", "SquareOAuthDetector", "secret", ("sq0csp-",)),
+    ("discord", "DiscordBotTokenDetector", "token", ()),
+    ("telegram_token", "TelegramBotTokenDetector", "token", ()),
+)
+_TOKEN_CHAR = re.compile(r"[A-Za-z0-9_-]")
+
+
+def _library_pass(kind: str, regexes: tuple[re.Pattern[str], ...]) -> Callable[[str, Counter[str]], str]:
+    def sub(text: str, tally: Counter[str]) -> str:
+        for regex in regexes:
+            pieces, done = [], 0
+            for m in regex.finditer(text):
+                # a plugin that captures the secret in a group (npm's _authToken=..., AWS secret keys)
+                group = next((i for i in range(1, (regex.groups or 0) + 1) if m.group(i)), 0)
+                start, end = m.span(group)
+                if start < done or "[REDACTED:" in text[start:end]:
+                    continue
+                while end < len(text) and _TOKEN_CHAR.match(text, end):
+                    end += 1
+                pieces += [text[done:start], _mark(kind)]
+                tally[kind] += 1
+                done = end
+            if pieces:
+                text = "".join(pieces) + text[done:]
+        return text
+    return sub
+
+
+def _library_rules() -> tuple[_Rule, ...]:
+    """detect-secrets' regex plugins as rules (none when the package is missing: ours remain)."""
+    import importlib
+
+    rules = []
+    for module, name, kind, triggers in _LIBRARY_PLUGINS:
+        try:
+            plugin = getattr(importlib.import_module(f"detect_secrets.plugins.{module}"), name)
+            regexes = tuple(r for r in plugin.denylist if isinstance(r, re.Pattern))
+        except (ImportError, AttributeError):
+            continue
+        if not regexes:
+            continue
+        hint = None if triggers else re.compile("|".join(f"(?:{r.pattern})" for r in regexes))
+        rules.append(_Rule(kind, regexes[0], triggers, sub=_library_pass(kind, regexes), hint=hint))
+    return tuple(rules)
+
+
+_LIBRARY_RULES = _library_rules()
 
 # Dict keys whose string values are secrets whatever they look like (redact_obj); camelCase keys
 # are split first (accessToken -> access_Token), so secretName stays a name.
@@ -271,9 +532,13 @@ class Redactor:
 
     def __init__(self, config: SafetyConfig | None = None) -> None:
         self.config = config or SafetyConfig()
-        rules = list(_BUILTIN_RULES)
+        # Ours first (whole PEM blocks, assignments, tokens of every length), then what the
+        # library's plugins still find, then personal data (emails before phones: a phone rule
+        # must not see the digits of an address).
+        rules = list(_BUILTIN_RULES) + list(_LIBRARY_RULES)
         if self.config.redact_emails:
             rules.append(_EMAIL)
+        rules += _PERSONAL_RULES
         if self.config.redact_ips:
             rules += [_IPV4, _IPV6]
         for pattern in self.config.patterns:
@@ -283,11 +548,14 @@ class Redactor:
                 lambda m: m.group()[: m.start("value") - m.start()] + _mark("custom") + m.group()[m.end("value") - m.start():])
             rules.append(_Rule("custom", regex, (), replace))
         self._rules = tuple(rules)
-        # One pass over the line for every rule's triggers: most lines carry none and leave at once.
-        # (A rule without triggers, a custom pattern, must always run: no prefilter then.)
-        everything = sorted({t for rule in rules for t in rule.triggers}, key=len, reverse=True)
-        self._any_trigger = re.compile("|".join(map(re.escape, everything))) \
-            if everything and all(rule.triggers for rule in rules) else None
+        # One pass over the line for every rule's triggers and one for the hints of digit shapes:
+        # most lines carry none and leave at once. (A rule with neither, a custom pattern, must
+        # always run: no prefilter then.)
+        everything = sorted({t for rule in rules for t in rule.triggers if rule.hint is None}, key=len, reverse=True)
+        self._prefilter = all(rule.triggers or rule.hint is not None for rule in rules)
+        self._any_trigger = re.compile("|".join(map(re.escape, everything))) if everything else None
+        self._gates = _PERSONAL_GATES + tuple(rule.hint for rule in rules
+                                              if rule.hint is not None and rule not in _PERSONAL_RULES)
         self.counts: Counter[str] = Counter()
 
     @property
@@ -299,7 +567,10 @@ class Redactor:
         return self.redact_with_count(text)[0]
 
     def _may_hold_secret(self, text: str) -> bool:
-        return self._any_trigger is None or self._any_trigger.search(text.lower()) is not None
+        if not self._prefilter:
+            return True
+        return (self._any_trigger is not None and self._any_trigger.search(text.lower()) is not None) \
+            or any(gate.search(text) is not None for gate in self._gates)
 
     def redact_with_count(self, text: str) -> tuple[str, dict[str, int]]:
         """The text with secrets replaced, and how many of each kind were replaced."""
@@ -315,7 +586,7 @@ class Redactor:
             return text
         lower = text.lower()  # triggers are tested on the original: replacements add none worth a pass
         for rule in self._rules:
-            if rule.triggers and not any(t in lower for t in rule.triggers):
+            if not rule.applies(text, lower):
                 continue
             if rule.sub is not None:
                 text = rule.sub(text, tally)
@@ -352,7 +623,10 @@ class Redactor:
 
     def _walk(self, obj: Any, tally: Counter[str]) -> Any:
         if isinstance(obj, str):
-            return self._redact(obj, tally)
+            return self._redact(obj, tally) if self._may_hold_secret(obj) else obj
+        if isinstance(obj, int) and not isinstance(obj, bool) and obj >= 10 ** 11 and is_card_number(str(obj)):
+            tally["card"] += 1  # a card number written as a JSON number
+            return _mark("card")
         if isinstance(obj, dict):
             out: dict[Any, Any] = {}
             for key, value in obj.items():

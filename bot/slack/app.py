@@ -27,8 +27,11 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 
+from bot.config import SafetyConfig
+from bot.safety import Redactor
 from bot.slack import blocks as B
 from bot.slack import flows
+from bot.slack.outgoing import RedactingWebClient, speak_through
 from bot.slack.commands import Command, UsageError, parse, usage
 from bot.slack.flows import Sleuth, ephemeral, thread_id_of
 
@@ -45,12 +48,16 @@ def api_url(explicit: str | None = None) -> str:
     return url if url.endswith("/") else url + "/"
 
 
-def make_client(token: str, *, base_url: str | None = None, timeout: int = 30) -> WebClient:
-    """A WebClient that retries 429 (honouring Retry-After) and connection errors."""
-    return WebClient(
+def make_client(token: str, *, base_url: str | None = None, timeout: int = 30,
+                safety: SafetyConfig | None = None) -> WebClient:
+    """A WebClient that retries 429 (honouring Retry-After) and connection errors, and redacts
+    everything it sends with ``safety``'s redactor (bot.slack.outgoing): the one way Sleuth
+    makes a Slack client, so nothing said to Slack skips redaction."""
+    return RedactingWebClient(
         token=token, base_url=api_url(base_url), timeout=timeout,
         retry_handlers=[ConnectionErrorRetryHandler(max_retry_count=2),
                         RateLimitErrorRetryHandler(max_retry_count=3)],
+        redactor=Redactor(safety),
     )
 
 
@@ -129,6 +136,7 @@ def build_app(sleuth: Sleuth, *, client: WebClient, signing_secret: str | None =
         listener_executor=ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sleuth-slack"),
         ignoring_self_events_enabled=True,
     )
+    app.middleware(speak_through(client))  # every listener's client and ack redact what they send
     store = sleuth.store
     name = sleuth.config.slack.command
     stale_after = sleuth.config.slack.takeover_after_s
@@ -163,14 +171,14 @@ def build_app(sleuth: Sleuth, *, client: WebClient, signing_secret: str | None =
         if command.name == "diagnose" and not command.text and active is None and not sleuth.defaults.symptom:
             return usage_blocks(f"Say what is wrong, e.g. `{name} checkout is returning 500s`.")
         if command.name in ("sev", "commander", "status", "resolve") and active is None:
-            return (f"There is no active incident in this channel; open one with `{name} start <title>` "
-                    f"or `{name} <what is wrong>`.")
+            return (f"There is no active incident in this channel; open one with `{name} start &lt;title&gt;` "
+                    f"or `{name} &lt;what is wrong&gt;`.")
         if command.name == "start" and active is not None:
             return (f"This channel already has an active incident, “{active.title}”; resolve it first with "
                     f"`{name} resolve`.")
         if command.name == "timeline":
             shown = flows.timeline(sleuth, team=team, channel=channel)
-            return shown or f"There is no incident in this channel yet; `{name} start <title>` opens one."
+            return shown or f"There is no incident in this channel yet; `{name} start &lt;title&gt;` opens one."
         if command.name == "rollup" and not command.post:
             shown = flows.rollup(sleuth, team=team, channel=channel, everything=command.all)
             return shown or f"There is no active incident in this channel; try `{name} rollup all`."

@@ -6,6 +6,21 @@ decisions, incidents and timeline entries), so it is tested without Slack. Slack
 by construction: at most 50 blocks a message, 3,000 characters a section, 150 a header, 10
 elements a context, 75 a button label; long content is clipped with an ellipsis and the
 least important blocks are dropped first, with a note saying so.
+
+Text, and when it is escaped:
+
+- Text is stored and passed around raw, as the person typed it. What arrives from Slack (the slash
+  command's text, a message's text) was escaped by Slack (``&amp;``, ``&lt;``, ``&gt;``, links as
+  ``<url|label>``): :func:`from_slack` undoes that once, on the way in (commands.parse, the
+  thread replies and flagged messages in flows). People stay ``<@U…>`` and channels ``<#C…>``
+  in raw text; ``<!here>``-style broadcasts become plain ``@here`` words, so quoting a message
+  never pings a channel.
+- Text is escaped exactly once, here, where it is rendered into mrkdwn: :func:`escape` for names
+  and ids, :func:`prose` for sentences (escaped, ``<@U…>`` kept as mentions, UTC times as Slack
+  date tokens). The ``text`` fallback of a message is mrkdwn too and is escaped the same way.
+  ``plain_text`` objects (headers, buttons, modal inputs) take raw text: Slack does not parse them.
+- The only Slack syntax in a message is what this module writes: mentions, ``<url|label>`` links
+  (:func:`link`), date tokens (:func:`when`).
 """
 
 from __future__ import annotations
@@ -47,23 +62,92 @@ def escape(text: Any) -> str:
     return str(text if text is not None else "").replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-_ESCAPED_MENTION = re.compile(r"&lt;@([UW][A-Z0-9]+)&gt;")
+_ESCAPED_MENTION = re.compile(r"&lt;(@(?=[UW])|#(?=[CG]))([A-Z0-9]{2,})(?:\|[^&]*)?&gt;")
 
 
 def escape_keeping_mentions(text: Any) -> str:
-    """Escaped text in which <@U123> mentions stay mentions (timeline entries name people)."""
-    return _ESCAPED_MENTION.sub(r"<@\1>", escape(text))
+    """Escaped text in which <@U123> mentions (and <#C123> channels) stay mentions."""
+    return _ESCAPED_MENTION.sub(r"<\1\2>", escape(text))
+
+
+# An ISO-8601 time said to be UTC (Z, +00:00 or "UTC"), as sources and the analysis write them.
+_UTC_TIME = re.compile(r"\b(\d{4}-\d\d-\d\d)[T ](\d\d:\d\d(?::\d\d(?:\.\d+)?)?)(?:Z|[+-]00:?00| UTC)(?![\w:])")
+
+
+def prose(text: Any) -> str:
+    """Raw text said in mrkdwn: escaped once, mentions kept, UTC times as Slack date tokens (each
+    reader sees their own time zone)."""
+    said = escape_keeping_mentions(text)
+    return _UTC_TIME.sub(lambda m: when(f"{m.group(1)}T{m.group(2)}+00:00"), said)
+
+
+_SLACK_MARKUP = re.compile(r"<([^<>\n]*)>")
+
+
+def from_slack(text: Any) -> str:
+    """Text as the person typed it, from Slack's escaped form (see the module docstring): links
+    become their URL (or "label (url)"), ``<!here>`` and user groups plain words, mentions stay."""
+
+    def plain(m: re.Match[str]) -> str:
+        target, _, label = m.group(1).partition("|")
+        if re.fullmatch(r"@[UW][A-Z0-9]+", target):
+            return f"<{target}>"
+        if re.fullmatch(r"#[CG][A-Z0-9]+", target):
+            return f"<{target}>"
+        if target.startswith("!"):  # <!here>, <!subteam^S1|@oncall>, <!date^...|fallback>
+            return label or "@" + target[1:].split("^")[0]
+        if target.startswith("mailto:"):
+            return label or target[len("mailto:"):]
+        return target if not label or label == target else f"{label} ({target})"
+
+    said = _SLACK_MARKUP.sub(plain, str(text or ""))
+    return said.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
 def clip(text: str, limit: int) -> str:
-    """At most ``limit`` characters, ending in an ellipsis when cut (never inside an &entity;)."""
+    """At most ``limit`` characters, ending in an ellipsis when cut (never inside an &entity; or
+    inside Slack's <...> syntax: a mention, a link, a date token)."""
     if len(text) <= limit:
         return text
     cut = text[: max(0, limit - 1)]
     amp = cut.rfind("&")
     if amp != -1 and ";" not in cut[amp:]:
         cut = cut[:amp]
+    opened = cut.rfind("<")
+    if opened != -1 and ">" not in cut[opened:]:
+        cut = cut[:opened]
     return cut.rstrip() + "…"
+
+
+# Advice written for the terminal (sources and errors say it that way), worded for Slack, where
+# the person reading cannot pass a flag to the process that runs Sleuth.
+_CLI_ADVICE = (
+    (re.compile(r"\bomit --at\b"), "leave out at="),
+    (re.compile(r"--(window|service|at)\b ?"), r"\1="),  # the command takes the same as window=2h, at=...
+    (re.compile(r"pass --config sleuth\.yml \(see sleuth\.example\.yml\) or --scenario DIR"),
+     "whoever runs Sleuth sets them in its sleuth.yml (see sleuth.example.yml)"),
+    (re.compile(r"add some with sleuth index add --runbooks DIR"), "whoever runs Sleuth can add runbooks to its memory"),
+    (re.compile(r"fill one with sleuth index add"), "whoever runs Sleuth can set one up (memory: in sleuth.yml)"),
+    (re.compile(r"add some with sleuth index add"), "a resolved incident joins it with Add to memory on its summary"),
+    (re.compile(r"run `sleuth index rebuild` to re-embed it with the configured function, or configure the original one"),
+     "whoever runs Sleuth must rebuild it with the configured embedding, or configure the original one"),
+)
+_CLI = re.compile(r"\bsleuth (?:index|diagnose|demo|serve|webhook|eval|chat)\b"
+                  r"|--(?:config|scenario|memory|runbooks|chroma-host|chroma-port|charts|json|thread|window|service|at)\b")
+
+
+def slack_words(text: Any) -> str:
+    """``text`` without command-line advice (pass --config, run sleuth index ...): the known
+    sentences reworded for a Slack reader, any other clause giving such advice replaced."""
+    said = str(text or "")
+    if not _CLI.search(said):
+        return said
+    for pattern, words in _CLI_ADVICE:
+        said = pattern.sub(words, said)
+    if _CLI.search(said):
+        said = "; ".join("whoever runs Sleuth can fix this in its setup" if _CLI.search(clause) else clause
+                         for clause in said.split("; "))
+    return said
 
 
 def code(text: Any, limit: int = 400) -> str:
@@ -208,9 +292,9 @@ def plan_message(*, symptom: str, service: str | None, window: str | None, incid
     """
     scope = ", ".join(p for p in (f"service *{escape(service)}*" if service else "all services",
                                   f"window {escape(window)}" if window else "") if p)
-    lines = [f":mag: *Investigating* “{escape(clip(symptom, 300))}” ({scope})"]
+    lines = [f":mag: *Investigating* “{prose(clip(symptom, 300))}” ({scope})"]
     if opened:
-        lines.append(f":rotating_light: Opened the incident *{escape(clip(incident_title, 200))}* for this channel; "
+        lines.append(f":rotating_light: Opened the incident *{prose(clip(incident_title, 200))}* for this channel; "
                      f"commander {user(requested_by)}")
     steps = []
     for name, report in sources.items():
@@ -219,7 +303,7 @@ def plan_message(*, symptom: str, service: str | None, window: str | None, incid
             steps.append(f"{_SOURCE_ICON[None]} {label}: querying…")
         else:
             status = report.get("status")
-            reason = clip(escape(report.get("reason", "")), 200)
+            reason = clip(prose(slack_words(report.get("reason", ""))), 240)
             elapsed = report.get("elapsed_ms") or 0
             steps.append(f"{_SOURCE_ICON.get(status, ':grey_question:')} {label}: {status.replace('_', ' ')}"
                          + (f" — {reason}" if reason else "") + (f" ({elapsed / 1000:.1f} s)" if elapsed else ""))
@@ -228,7 +312,7 @@ def plan_message(*, symptom: str, service: str | None, window: str | None, incid
                                                  + "\n".join(steps))]
     if outcome:
         blocks.append(context(outcome))
-    text = f"Investigating: {clip(symptom, 200)}"
+    text = f"Investigating: {escape(clip(symptom, 200))}"
     return text, blocks
 
 
@@ -236,7 +320,7 @@ def plan_message(*, symptom: str, service: str | None, window: str | None, incid
 
 
 def _evidence_line(e: dict[str, Any]) -> str:
-    parts = [f"*{escape(e.get('id'))}* {escape(e.get('source'))}: {clip(escape(e.get('summary', '')), 350)}",
+    parts = [f"*{escape(e.get('id'))}* {escape(e.get('source'))}: {clip(prose(e.get('summary', '')), 350)}",
              f"query {code(e.get('query', ''), 300)}"]
     opened = link(e.get("link"), "open")
     if opened:
@@ -250,7 +334,7 @@ def mitigation_value(thread_id: str, mitigation_id: str) -> str:
 
 def decision_line(d: dict[str, Any]) -> str:
     verdict = ":white_check_mark: Approved" if d.get("approved") else ":no_entry_sign: Rejected"
-    reason = f" — {clip(escape(d.get('reason')), 300)}" if d.get("reason") else ""
+    reason = f" — {clip(prose(d.get('reason')), 300)}" if d.get("reason") else ""
     return f"{verdict} by {user(d.get('by'))} {when(d.get('at'))}{reason}"
 
 
@@ -277,12 +361,12 @@ def diagnosis_message(diagnosis: dict[str, Any], *, thread_id: str, pending: Seq
     if knock_on:
         facts.append("*Knock-on* " + ", ".join(escape(k.get("component")) for k in knock_on[:6]))
     if note:
-        facts.append(clip(escape(note), 500))
+        facts.append(clip(prose(note), 500))
     blocks.append((0, section(" · ".join(facts))))
     limits = diagnosis.get("limits") or []
     if limits:
         # What limited the investigation comes right under the facts: a thin basis is read first.
-        blocks.append((1, context(*[f":warning: {clip(escape(text), 300)}" for text in limits[:4]])))
+        blocks.append((1, context(*[f":warning: {clip(prose(text), 300)}" for text in limits[:4]])))
 
     if not live:
         blocks.append((0, section(":grey_question: No hypothesis stands out; keep the thread going with what you see.")))
@@ -291,8 +375,8 @@ def diagnosis_message(diagnosis: dict[str, Any], *, thread_id: str, pending: Seq
         icon = _STATUS_ICON.get(h.get("status"), "")
         head = (f"{icon} *{h.get('rank')}. {escape(h.get('category', '').replace('_', ' '))} in "
                 f"{escape(h.get('component'))}* — {escape(h.get('status'))}, confidence *{percent(h.get('confidence'))}*")
-        body = clip(escape(h.get("statement", "")), 1200)
-        why = f"\n_{clip(escape(h.get('why_lower')), 400)}_" if h.get("why_lower") else ""
+        body = clip(prose(h.get("statement", "")), 1200)
+        why = f"\n_{clip(prose(h.get('why_lower')), 400)}_" if h.get("why_lower") else ""
         blocks.append((rank_priority, section(f"{head}\n{body}{why}")))
         lines = [_evidence_line(evidence[eid]) for eid in h.get("evidence", []) if eid in evidence]
         if lines:
@@ -303,14 +387,14 @@ def diagnosis_message(diagnosis: dict[str, Any], *, thread_id: str, pending: Seq
             blocks.append((rank_priority + 1, context(*shown)))
     if refuted:
         lines = [f"• {escape(h.get('category', '').replace('_', ' '))} in {escape(h.get('component'))}: "
-                 f"{clip(escape(h.get('why_lower') or h.get('statement', '')), 300)}" for h in refuted[:6]]
+                 f"{clip(prose(h.get('why_lower') or h.get('statement', '')), 300)}" for h in refuted[:6]]
         blocks.append((8, section("*Ruled out*\n" + "\n".join(lines))))
 
     similar = diagnosis.get("similar_incidents") or []
     if similar:
-        lines = [f"• *{escape(s.get('id'))}* {clip(escape(s.get('title', '')), 150)} (similarity "
-                 f"{float(s.get('similarity') or 0):.2f})\n   cause: {clip(escape(s.get('root_cause', '')), 250)}\n"
-                 f"   fixed by: {clip(escape(s.get('mitigation', '')), 250)}" for s in similar[:3]]
+        lines = [f"• *{escape(s.get('id'))}* {clip(prose(s.get('title', '')), 150)} (similarity "
+                 f"{float(s.get('similarity') or 0):.2f})\n   cause: {clip(prose(s.get('root_cause', '')), 250)}\n"
+                 f"   fixed by: {clip(prose(s.get('mitigation', '')), 250)}" for s in similar[:3]]
         blocks.append((6, section("*Similar past incidents*\n" + "\n".join(lines))))
 
     blocks.extend(mitigation_blocks(diagnosis, thread_id=thread_id, pending=pending, decisions=decisions))
@@ -325,7 +409,7 @@ def diagnosis_message(diagnosis: dict[str, Any], *, thread_id: str, pending: Seq
     blocks.append((1, context(*[f for f in footer if f])))
 
     top = live[0] if live else None
-    text = (f"Diagnosis: {top.get('category', '').replace('_', ' ')} in {top.get('component')} "
+    text = (f"Diagnosis: {escape(str(top.get('category', '')).replace('_', ' '))} in {escape(top.get('component'))} "
             f"({percent(top.get('confidence'))})" if top else "Diagnosis: no hypothesis stands out")
     return clip(text, MAX_FALLBACK), fit(blocks)
 
@@ -351,13 +435,13 @@ def mitigation_blocks(diagnosis: dict[str, Any], *, thread_id: str, pending: Seq
         target = f" → {escape(item.get('target'))}" if item.get("target") else ""
         lines = [f"*{escape(mid)} · {escape(str(item.get('action', '')).replace('_', ' '))}*{target}"]
         if item.get("rationale"):
-            lines.append(f"_Why:_ {clip(escape(item.get('rationale')), 400)}")
+            lines.append(f"_Why:_ {clip(prose(item.get('rationale')), 400)}")
         if item.get("risk"):
-            lines.append(f"_Risk:_ {clip(escape(item.get('risk')), 300)}")
+            lines.append(f"_Risk:_ {clip(prose(item.get('risk')), 300)}")
         if item.get("verify"):
-            lines.append(f"_Verify:_ {clip(escape(item.get('verify')), 400)}")
+            lines.append(f"_Verify:_ {clip(prose(item.get('verify')), 400)}")
         if item.get("provenance"):
-            lines.append(f"_Provenance:_ {clip(escape(item.get('provenance')), 300)}")
+            lines.append(f"_Provenance:_ {clip(prose(item.get('provenance')), 300)}")
         out.append((2, section("\n".join(lines), block_id=f"mitigation:{mid}")))
         if mid in decided:
             out.append((1, context(decision_line(decided[mid]))))
@@ -377,7 +461,7 @@ def mitigation_blocks(diagnosis: dict[str, Any], *, thread_id: str, pending: Seq
             ]}))
     if others:
         lines = [f"• *{escape(str(m.get('action', '')).replace('_', ' '))}* → {escape(m.get('target'))}: "
-                 f"{clip(escape(m.get('rationale', '')), 200)} _(no approval needed)_" for m in others[:5]]
+                 f"{clip(prose(m.get('rationale', '')), 200)} _(no approval needed)_" for m in others[:5]]
         out.append((4, section("\n".join(lines))))
     return out
 
@@ -409,7 +493,7 @@ def answer_message(text: str, *, kind: str = "answer") -> tuple[str, list[dict[s
 
 def error_text(text: str) -> str:
     """A user error as one sentence."""
-    first = (text or "something went wrong").strip().split("\n")[0]
+    first = slack_words((text or "something went wrong").strip().split("\n")[0])
     return clip(first, 500)
 
 
@@ -425,7 +509,7 @@ def timeline_line(entry: Any) -> str:
     icon = _KIND_ICON.get(entry.kind, "•")
     by = f" — {user(entry.author)}" if entry.author and entry.kind != "change" else ""
     opened = f" {link(entry.permalink, 'message')}" if entry.permalink else ""
-    return f"{icon} {when(entry.at, '{date_short} {time}')}  {clip(escape_keeping_mentions(str(entry.text).replace(chr(10), ' ')), 400)}{by}{opened}"
+    return f"{icon} {when(entry.at, '{date_short} {time}')}  {clip(prose(str(entry.text).replace(chr(10), ' ')), 400)}{by}{opened}"
 
 
 def incident_facts(incident: Any, now: float | None = None) -> str:
@@ -459,7 +543,7 @@ def timeline_message(incident: Any, entries: Sequence[Any], *, limit: int = MAX_
         blocks.insert(2, context(f"_{len(lines) - shown} earlier entries not shown_"))
     if not lines:
         blocks.append(section("_Nothing yet._"))
-    text = f"Timeline: {clip(incident.title, 200)} ({len(lines)} entries)"
+    text = f"Timeline: {escape(clip(incident.title, 200))} ({len(lines)} entries)"
     return text, blocks[:limit]
 
 
@@ -469,21 +553,21 @@ def timeline_message(incident: Any, entries: Sequence[Any], *, limit: int = MAX_
 def rollup_blocks(rollup: Any) -> list[dict[str, Any]]:
     """One incident's rollup (bot.slack.reports.Rollup)."""
     r = rollup
-    lines = [f"*<#{r.channel}>* {escape(clip(r.title, 200))}",
+    lines = [f"*<#{r.channel}>* {prose(clip(r.title, 200))}",
              f"*{escape(r.severity)}* · {escape(r.status)} · commander {user(r.commander)} · open {escape(r.duration)}"
              f" · last update {when(r.updated_at, '{time}')}"]
     if r.impact:
-        lines.append(f"*Impact:* {clip(escape(r.impact), 500)}")
-    lines.append(f"*Best hypothesis:* {clip(escape(r.hypothesis), 500)}" if r.hypothesis
+        lines.append(f"*Impact:* {clip(prose(r.impact), 500)}")
+    lines.append(f"*Best hypothesis:* {clip(prose(r.hypothesis), 500)}" if r.hypothesis
                  else "*Best hypothesis:* none yet; run the diagnosis")
     if r.approved:
-        lines.append("*Approved:* " + "; ".join(clip(escape(a), 200) for a in r.approved[:5]))
+        lines.append("*Approved:* " + "; ".join(clip(prose(a), 200) for a in r.approved[:5]))
     if r.rejected:
-        lines.append("*Rejected:* " + "; ".join(clip(escape(a), 200) for a in r.rejected[:5]))
+        lines.append("*Rejected:* " + "; ".join(clip(prose(a), 200) for a in r.rejected[:5]))
     if r.open_questions:
-        lines.append("*Open questions:*\n" + "\n".join(f"• {clip(escape(q), 250)}" for q in r.open_questions[:5]))
+        lines.append("*Open questions:*\n" + "\n".join(f"• {clip(prose(q), 250)}" for q in r.open_questions[:5]))
     if r.next_steps:
-        lines.append("*Next steps:*\n" + "\n".join(f"• {clip(escape(s), 250)}" for s in r.next_steps[:5]))
+        lines.append("*Next steps:*\n" + "\n".join(f"• {clip(prose(s), 250)}" for s in r.next_steps[:5]))
     return sections("\n".join(lines))
 
 
@@ -499,7 +583,8 @@ def rollup_message(rollups: Sequence[Any], *, everything: bool) -> tuple[str, li
         if index:
             blocks.append((index, divider()))
         blocks.extend((index, b) for b in rollup_blocks(r))
-    text = (f"{len(rollups)} active incidents" if everything else f"Rollup: {rollups[0].title}") if rollups else "Rollup"
+    text = (f"{len(rollups)} active incidents" if everything else f"Rollup: {escape(rollups[0].title)}") \
+        if rollups else "Rollup"
     return clip(text, MAX_FALLBACK), fit(blocks, note="More incidents than fit one message; the most severe are shown.")
 
 
@@ -507,10 +592,10 @@ def summary_message(summary: Any, *, incident_id: int, added_to_memory: str | No
     """The summary posted on resolve, with the Add to memory button."""
     s = summary
     parts = [
-        f"*What happened:* {clip(escape(s.what_happened), 900)}",
-        f"*Impact:* {clip(escape(s.impact), 500)}",
-        f"*Root cause:* {clip(escape(s.root_cause), 900)}",
-        f"*What fixed it:* {clip(escape(s.fix), 600)}",
+        f"*What happened:* {clip(prose(s.what_happened), 900)}",
+        f"*Impact:* {clip(prose(s.impact), 500)}",
+        f"*Root cause:* {clip(prose(s.root_cause), 900)}",
+        f"*What fixed it:* {clip(prose(s.fix), 600)}",
         f"*Duration:* {escape(s.duration)} ({when(s.opened_at)} → {when(s.resolved_at)})",
     ]
     blocks: list[tuple[int, dict[str, Any]]] = [(0, header(f"Resolved: {s.title}"))]
@@ -518,7 +603,7 @@ def summary_message(summary: Any, *, incident_id: int, added_to_memory: str | No
     if s.highlights:
         blocks.extend((2, b) for b in sections("*Timeline highlights*\n" + "\n".join(timeline_line(e) for e in s.highlights)))
     if s.follow_ups:
-        blocks.extend((3, b) for b in sections("*Follow-ups*\n" + "\n".join(f"• {clip(escape(f), 300)}"
+        blocks.extend((3, b) for b in sections("*Follow-ups*\n" + "\n".join(f"• {clip(prose(f), 300)}"
                                                                             for f in s.follow_ups[:8])))
     if added_to_memory:
         blocks.append((0, context(added_to_memory)))
@@ -527,7 +612,7 @@ def summary_message(summary: Any, *, incident_id: int, added_to_memory: str | No
             button("Add to memory", ADD_TO_MEMORY, str(incident_id), style="primary")]}))
         blocks.append((1, context("A human confirms the root cause and the fix before the incident joins the "
                                   "past-incident memory.")))
-    return clip(f"Resolved: {s.title}", MAX_FALLBACK), fit(blocks)
+    return clip(f"Resolved: {escape(s.title)}", MAX_FALLBACK), fit(blocks)
 
 
 def _option(value: str) -> dict[str, Any]:
@@ -553,7 +638,7 @@ def memory_modal(*, incident_id: int, title: str, category: str | None, root_cau
         "submit": {"type": "plain_text", "text": "Add"},
         "close": {"type": "plain_text", "text": "Cancel"},
         "blocks": [
-            section(f"*{escape(clip(title, 500))}*\nConfirm or correct what caused it and what fixed it; the next "
+            section(f"*{prose(clip(title, 500))}*\nConfirm or correct what caused it and what fixed it; the next "
                     "investigation will find this incident among similar ones."),
             {"type": "input", "block_id": "category", "label": {"type": "plain_text", "text": "Root-cause category"},
              "element": category_element},

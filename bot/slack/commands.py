@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from bot.config import parse_duration
+from bot.slack.blocks import from_slack
 from bot.slack.incidents import STATUSES
 
 SUBCOMMANDS = ("start", "sev", "commander", "status", "timeline", "rollup", "resolve", "help")
@@ -33,12 +34,13 @@ _USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 
 
 def usage(command: str = "/diagnose") -> str:
+    """The usage, as mrkdwn (its <placeholders> escaped: Slack reads a bare <...> as a link)."""
     c = command
     return (
         f"*{c}* — Sleuth in this incident channel\n"
-        f"• `{c} [service] [window] <what is wrong>` investigate, e.g. `{c} checkout 1h 500s on confirm`\n"
-        f"• `{c} start <title> [sev1-4]` open an incident for this channel\n"
-        f"• `{c} sev <1-4>` · `{c} commander @user` · `{c} status <{'|'.join(STATUSES)}>`\n"
+        f"• `{c} [service] [window] &lt;what is wrong&gt;` investigate, e.g. `{c} checkout 1h 500s on confirm`\n"
+        f"• `{c} start &lt;title&gt; [sev1-4]` open an incident for this channel\n"
+        f"• `{c} sev &lt;1-4&gt;` · `{c} commander @user` · `{c} status &lt;{'|'.join(STATUSES)}&gt;`\n"
         f"• `{c} timeline` the incident's timeline (react with the timeline emoji to add a message)\n"
         f"• `{c} rollup [all] [--post]` status rollup of this incident, or of every active one\n"
         f"• `{c} resolve [note]` resolve it and post the summary\n"
@@ -78,8 +80,9 @@ def parse_user(token: str) -> str | None:
 
 
 def parse(text: str, *, known_services: Iterable[str] = (), command: str = "/diagnose") -> Command:
-    """Parse what follows the command. ``known_services`` lets a bare first word be a service."""
-    text = (text or "").strip()
+    """Parse what follows the command, as Slack sends it (escaped: it is read back as typed, see
+    blocks.from_slack). ``known_services`` lets a bare first word be a service."""
+    text = from_slack(text or "").strip()
     words = text.split()
     if not words:
         return Command("diagnose")

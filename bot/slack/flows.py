@@ -283,6 +283,7 @@ def converse(sleuth: Sleuth, client: WebClient, *, team: str, channel: str, user
     """A reply in a Sleuth thread (or an @mention there): the same conversation continues. When the
     reply sets an investigation going (the answer to a clarifying question, "check payments"), a
     plan message appears in the thread with the first source's report and is edited like the first."""
+    text = B.from_slack(text)  # as typed: Slack's escaping undone once (see blocks.py)
     thread_id = thread_id_of(team, channel, thread_ts)
     thread = sleuth.store.thread(thread_id)
     incident_id = thread.incident_id if thread else None
@@ -316,7 +317,7 @@ def say_turn(sleuth: Sleuth, client: WebClient, *, incident_id: int, channel: st
         ephemeral(client, channel=channel, user=user, text=B.error_text(turn.text), thread_ts=thread_ts)
         return
     if turn.kind in ("question", "answer") or not turn.diagnosis:
-        text, blocks = B.answer_message(B.escape(turn.text), kind="question" if turn.kind == "question" else "answer")
+        text, blocks = B.answer_message(B.prose(turn.text), kind="question" if turn.kind == "question" else "answer")
         client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=text, blocks=blocks)
         return
     thread_id = turn.thread_id
@@ -520,7 +521,7 @@ def flag_message(sleuth: Sleuth, client: WebClient, *, team: str, channel: str, 
             permalink = client.chat_getPermalink(channel=channel, message_ts=ts).get("permalink")
         except SlackApiError:
             permalink = None
-    text = (message.get("text") or "").strip() or "(a message without text)"
+    text = B.from_slack(message.get("text") or "").strip() or "(a message without text)"
     entry = store.add_entry(incident.id, kind="manual", at=float(ts), author=message.get("user"),
                             permalink=permalink, key=f"msg:{channel}:{ts}", via=via, text=B.clip(text, 500))
     if entry is not None:
@@ -560,7 +561,7 @@ def change(sleuth: Sleuth, client: WebClient, *, team: str, channel: str, user: 
     incident = store.active_incident(team=team, channel=channel)
     if incident is None:
         ephemeral(client, channel=channel, user=user, text=f"There is no active incident in this channel; open one "
-                  f"with `{sleuth.command} start <title>` or `{sleuth.command} <what is wrong>`.")
+                  f"with `{sleuth.command} start &lt;title&gt;` or `{sleuth.command} &lt;what is wrong&gt;`.")
         return
     if command.name == "status" and command.status == "resolved":
         resolve(sleuth, client, team=team, channel=channel, user=user, note="")

@@ -1,7 +1,9 @@
 """Reports drafted from an incident's evidence ledger: the commander's rollup, the summary on
 resolve, and the past-incident record the memory keeps once a human confirms it.
 
-Plain data in, plain data out (no Slack here): blocks.py says them in Slack.
+Plain data in, plain data out (no Slack here): blocks.py says them in Slack. Text is raw (see
+blocks.py on escaping); people are written as ``<@U…>`` so that blocks.py shows them as
+mentions, and advice meant for a terminal (``pass --config``) is worded for a Slack reader.
 """
 
 from __future__ import annotations
@@ -11,8 +13,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Sequence
 
-from bot.slack.blocks import duration, iso_to_ts, percent
+from bot.slack.blocks import duration, iso_to_ts, percent, slack_words
 from bot.slack.incidents import Incident, TimelineEntry
+
+
+def mention(user_id: Any) -> str:
+    """A person as Slack names them (``<@U…>``), for text that blocks.py renders with prose()."""
+    return f"<@{user_id}>" if user_id else "nobody"
 
 
 def _live(diagnosis: dict[str, Any] | None) -> list[dict[str, Any]]:
@@ -83,7 +90,7 @@ def draft_rollup(incident: Incident, *, pending: Sequence[dict[str, Any]] = (),
                   f"({percent(h.get('confidence'))})?" for h in live[1:3] if float(h.get("confidence") or 0) >= 0.1]
     for name, report in ((diagnosis or {}).get("sources") or {}).items():
         if (report or {}).get("status") == "error":
-            questions.append(f"{name} could not be read: {report.get('reason', '')}")
+            questions.append(f"{name} could not be read: {slack_words(report.get('reason', ''))}")
     if diagnosis is None:
         questions.append("what is failing? run the diagnosis with what you see")
 
@@ -153,8 +160,7 @@ def draft_summary(incident: Incident, *, timeline: Sequence[TimelineEntry], pend
     else:
         root = "not established by a diagnosis; confirm it before adding the incident to memory"
     if approved:
-        fix = "; ".join(f"{_label(d)} (approved {('by ' + d['by']) if d.get('by') else ''})".replace(" )", ")")
-                        for d in approved)
+        fix = "; ".join(f"{_label(d)} (approved{' by ' + mention(d['by']) if d.get('by') else ''})" for d in approved)
         if incident.resolution:
             fix += f". {incident.resolution}"
     else:
@@ -174,7 +180,7 @@ def draft_summary(incident: Incident, *, timeline: Sequence[TimelineEntry], pend
             follow_ups.append(f"rejected: {_label(d)}; note why in the postmortem")
     for name, report in (diagnosis.get("sources") or {}).items():
         if (report or {}).get("status") == "error":
-            follow_ups.append(f"fix the {name} source: {report.get('reason', '')}")
+            follow_ups.append(f"fix the {name} source: {slack_words(report.get('reason', ''))}")
 
     action = approved[0].get("action") if approved else None
     if action is None:
@@ -205,26 +211,30 @@ def memory_defaults(summary: Summary, incident: Incident, decisions: Sequence[di
 
 
 def incident_record(incident: Incident, *, summary: Summary, category: str | None, root_cause: str,
-                    action: str | None, mitigation: str, source: str) -> Any:
-    """The confirmed incident as an index.records.IncidentRecord for Memory.add_incident."""
+                    action: str | None, mitigation: str, source: str, redactor: Any = None) -> Any:
+    """The confirmed incident as an index.records.IncidentRecord for Memory.add_incident. Its text
+    is redacted (``redactor``: a bot.safety.Redactor, the default one when None): what a responder
+    typed may hold a secret, and the memory keeps it and shows it to the next investigation."""
+    from bot.safety import Redactor
     from index.records import IncidentRecord
 
+    redact = (redactor or Redactor()).redact
     diagnosis = incident.diagnosis or {}
     facts = diagnosis.get("incident") or {}
     services = [s for s in dict.fromkeys([incident.service, facts.get("service"), summary.component]) if s]
     onset = iso_to_ts(facts.get("onset")) or incident.opened_at
     return IncidentRecord(
         id=f"slack-{incident.team}-{incident.channel}-{incident.id}".lower(),
-        title=incident.title,
-        summary=summary.what_happened,
+        title=redact(incident.title),
+        summary=redact(summary.what_happened),
         services=services,
         date=datetime.fromtimestamp(onset, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         severity=incident.label.upper() if incident.severity else None,
         category=category,
         mitigations=[action] if action else [],
-        mitigation_text=mitigation,
-        root_cause_text=root_cause,
-        impact=summary.impact,
+        mitigation_text=redact(mitigation),
+        root_cause_text=redact(root_cause),
+        impact=redact(summary.impact),
         symptoms=list(facts.get("symptoms") or []),
         tags=["slack"],
         source=source,

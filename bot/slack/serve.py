@@ -195,7 +195,7 @@ def serve(
             cfg, defaults = load_config(config), Defaults()
         with ExitStack() as stack:
             sleuth = open_sleuth(cfg, defaults, stack)
-            client = make_client(tokens.bot)
+            client = make_client(tokens.bot, safety=cfg.safety)
             try:
                 app = build_app(sleuth, client=client, signing_secret=tokens.signing_secret)
             except Exception as exc:  # Bolt's auth.test at start: a refused token or an unreachable Slack
