@@ -13,8 +13,9 @@ every step, so a process restart resumes a conversation, and a pending approval,
 - investigate runs the deterministic investigation (all sources and similar incidents in
   parallel, then the ranking) and fills the evidence ledger.
 - reason, when a model is configured, runs the model's tool loop under budget (tool calls, tokens,
-  a deadline); its hypotheses are merged into the deterministic ones only with evidence ids that
-  exist in the ledger, otherwise they are marked as guesses. With no model it does nothing, and the
+  one deadline); its claims are merged into the deterministic hypotheses only where the cited
+  evidence bears them out (bot.grounding), otherwise they are refused or marked as guesses, and its
+  text is filtered for claims of approvals and actions. With no model it does nothing, and the
   result is the deterministic one.
 - propose turns the mitigations into pending approvals; await_human interrupts until a human
   writes (a follow-up) or decides (approve/reject). Nothing the data says can reach decide: only
@@ -99,6 +100,28 @@ def run_sync(coro: Any) -> Any:
 
 
 # --- checkpoints -----------------------------------------------------------------------------------
+CHECKPOINT_SCHEMA_LOCK = 0x5C4E_C4E0  # advisory lock key: one replica creates or migrates the checkpoint tables
+
+
+@contextmanager
+def _schema_lock(conn: Any, wait_s: float = 120.0) -> Iterator[None]:
+    """Hold a session advisory lock while the checkpoint tables are created or migrated: two
+    replicas running them at once on a fresh database collide (``pg_type_typname_nsp_index``,
+    ``checkpoint_migrations_pkey``). Not a transaction lock: langgraph's migrations include
+    ``CREATE INDEX CONCURRENTLY``, which cannot run inside a transaction; and polled with
+    pg_try_advisory_lock, so a waiting replica holds no snapshot that such an index build would wait
+    for in turn."""
+    deadline = time.monotonic() + wait_s
+    while not conn.execute("SELECT pg_try_advisory_lock(%s) AS held", (CHECKPOINT_SCHEMA_LOCK,)).fetchone()["held"]:
+        if time.monotonic() > deadline:
+            raise TimeoutError("another Sleuth process has held the checkpoint schema lock for 2 minutes")
+        time.sleep(0.05)
+    try:
+        yield
+    finally:
+        conn.execute("SELECT pg_advisory_unlock(%s)", (CHECKPOINT_SCHEMA_LOCK,))
+
+
 @contextmanager
 def open_checkpointer(storage: StorageConfig | None) -> Iterator[Any]:
     """A checkpoint saver: SQLite (the default, a file) or PostgreSQL when storage.postgres is set."""
@@ -117,7 +140,8 @@ def open_checkpointer(storage: StorageConfig | None) -> Iterator[Any]:
             raise ConfigError(f"cannot connect to PostgreSQL at storage.postgres: {first}") from exc
         try:
             saver = PostgresSaver(conn)
-            saver.setup()
+            with _schema_lock(conn):  # replicas starting together on a fresh database
+                saver.setup()
             yield saver
         finally:
             conn.close()
@@ -222,14 +246,17 @@ class Agent:
                  "received": self.clock(), "clarify": clarify}
         return self._send(thread_id, event, on_progress)
 
-    def reply(self, thread_id: str, text: str, *, on_progress: ProgressFn | None = None) -> Turn:
+    def reply(self, thread_id: str, text: str, *, on_progress: ProgressFn | None = None, by: str | None = None) -> Turn:
+        """A message in the thread. ``by``: who wrote it, where people are told apart (Slack): only
+        whoever rejected a mitigation can add to the reason it was rejected."""
         if not (text or "").strip():
             return Turn(thread_id, "error", "the message is empty; ask a question or describe the symptom")
         with self._lock(thread_id):
             if not self._exists(thread_id):
                 return self._send_locked(thread_id, {"type": "investigate", "text": text, "service": None,
                                                      "window": None, "at": None, "received": self.clock()}, on_progress)
-            return self._send_locked(thread_id, {"type": "message", "text": text, "received": self.clock()}, on_progress)
+            return self._send_locked(thread_id, {"type": "message", "text": text, "received": self.clock(), "by": by},
+                                     on_progress)
 
     def decide(self, thread_id: str, mitigation_id: str, approved: bool, by: str, reason: str = "") -> Turn:
         with self._lock(thread_id):
@@ -295,7 +322,15 @@ class Agent:
                                    "decisions": [], "messages": [], "charts": [], "diagnosis": None}, cfg)
         finally:
             self._progress.pop(thread_id, None)
+        return self.last_turn(thread_id) or Turn(thread_id, "error", "")
+
+    def last_turn(self, thread_id: str) -> Turn | None:
+        """What the thread's last step produced, read back from its checkpoint (None for a thread
+        never started): a process resuming work another one left sees the same Turn it would have."""
+        cfg = self._cfg(thread_id)
         state = self.graph.get_state(cfg)
+        if not state.values:
+            return None
         for task in state.tasks:
             for pending in task.interrupts:
                 value = pending.value or {}

@@ -7,14 +7,23 @@ Deterministic intents, recognised from the text, each producing ledger evidence:
   action (the time said in the message, else the last approved mitigation, else the message);
 - changes ("what changed in the last 2 hours?"): the change feeds over that span;
 - another service ("check the database", "what about payments?"): the investigation again,
-  focused on that service.
+  focused on that service;
+- the reason for a rejection: the first statement (not a question, not a request to check a
+  service or list changes) in the thread within 15 minutes of a rejection, by whoever rejected it
+  (when the front end says who wrote), is noted as why it was rejected, on the decision, and never answered as a recovery check ("we can't roll back, the
+  migration already ran"). An action that is negated ("don't roll back") claims no recovery.
 
 With a model configured, the model answers (with its tools and the conversation), given the
-deterministic finding as evidence; if the model fails, the deterministic answer is returned.
+deterministic finding as evidence. Its answer is used in whatever shape it comes (JSON, JSON with
+slips, prose); what it merely copied from the prompt is dropped; claims of approvals or actions
+that no human recorded are removed and flagged, commands shown as text only (bot.grounding); an
+answer that cites no evidence is marked unverified. If the model fails, or says nothing of its
+own, the deterministic answer is returned with a note.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -22,7 +31,6 @@ import numpy as np
 
 from bot.agent import Turn, mentioned_services, parse_span, parse_time_phrase, run_sync
 from bot.agent_tools import IncidentScope, Toolbox, ToolArgumentError, add_evidence
-from bot.safety import fence
 from bot.narrate import describe_hypothesis, top_hypothesis
 from tools.diagnosis import iso
 from tools.http import SourceError
@@ -33,8 +41,24 @@ _CHANGES = re.compile(r"\b(what(?:'s| has| have)? changed|changes?|deploy(?:s|me
 _CHECK = re.compile(r"\b(check|look at|what about|how about|investigate|dig into|how is|is)\b", re.I)
 
 
+# A recovery word said not to have happened, or not to happen: "don't roll back", "we can't revert".
+_NEGATED = re.compile(r"\b(?:not|no|never|don't|do not|can't|cannot|can not|won't|will not|shouldn't|should not|"
+                      r"mustn't|must not|didn't|did not|haven't|have not|instead of|rather than|without)"
+                      r"(?:\s+\w+){0,2}\s*$", re.I)
+_REASON_START = re.compile(r"^\s*(?:because|since|as|reason|due to|too|it would|that would|we can't|we cannot|"
+                           r"can't|cannot|not|no\b|don't|rejected)", re.I)
+_ACTION = re.compile(r"rolled back|roll(?:ed)?[- ]?back|reverted|restarted|failed over|mitigated", re.I)
+REASON_WINDOW_S = 900.0  # a statement this soon after a rejection is its reason
+
+
+def _claims_recovery(text: str) -> bool:
+    """A recovery word that is not negated ("we rolled back", "is it recovering?", not "don't roll back")."""
+    return any(not (_ACTION.fullmatch(m.group(0)) and _NEGATED.search(text[: m.start()].replace("’", "'")))
+               for m in _RECOVERY.finditer(text))
+
+
 def classify(text: str, known: list[str]) -> tuple[str, Any]:
-    if _RECOVERY.search(text):
+    if _claims_recovery(text):
         return "recovery", None
     services = mentioned_services(text, known)
     if services and _CHECK.search(text):
@@ -220,15 +244,67 @@ def _other(state: dict[str, Any]) -> str:
             "last 2 hours?\"), or compare after a mitigation (\"we rolled back, is it recovering?\").")
 
 
+def awaiting_reason(state: dict[str, Any], now: float, by: str | None = None) -> dict[str, Any] | None:
+    """The thread's latest decision when it is a rejection made less than REASON_WINDOW_S ago (by
+    ``by``, when the front end says who writes) and its author has not written in the thread
+    since: what they write next may be why."""
+    decisions = [d for d in state.get("decisions") or [] if d.get("ts") is not None]
+    if not decisions:
+        return None
+    last = max(decisions, key=lambda d: float(d["ts"]))
+    if last.get("approved") or now - float(last["ts"]) > REASON_WINDOW_S:
+        return None
+    if by is not None and last.get("by") != by:
+        return None  # only whoever rejected it says why
+    for message in reversed(state.get("messages") or []):
+        if message.get("role") == "user" and (by is None or message.get("by") in (None, by)):
+            said = _parse_iso(message.get("at"))
+            if said is not None and said > float(last["ts"]):
+                return None
+            break
+    return last
+
+
+def _is_reason(text: str, intent: str) -> bool:
+    """After a rejection: a statement that is not a question, nor a request to check a service or
+    list changes, unless it starts like a reason ("because the deploy changed the schema")."""
+    if "?" in text:
+        return False
+    return intent in ("recovery", "other") or bool(_REASON_START.search(text))
+
+
+def _note_reason(agent, state: dict[str, Any], text: str, rejected: dict[str, Any],
+                 messages: list[dict[str, Any]]) -> dict[str, Any]:
+    """Record ``text`` as (more of) the reason ``rejected`` was rejected; say so in one line."""
+    said = agent.redactor.redact(" ".join(text.split()))[:1000]
+    decisions = [dict(d) for d in state.get("decisions") or []]
+    for d in decisions:
+        if d.get("id") == rejected.get("id") and d.get("ts") == rejected.get("ts"):
+            d["reason"] = f"{d['reason']}; {said}"[:1000] if d.get("reason") else said
+    what = f"{str(rejected.get('action', '')).replace('_', ' ')} {rejected.get('target') or ''}".strip()
+    answer = (f"Noted as the reason {rejected.get('id')} ({what}) was rejected: {said}\n"
+              "To compare the signals after an action, ask \"is it recovering?\".")
+    messages.append({"role": "assistant", "text": answer, "at": iso(agent.clock())})
+    turn = Turn(state["thread_id"], "answer", answer, diagnosis=state.get("diagnosis"),
+                pending=state.get("pending", []), decisions=decisions, charts=state.get("charts", []),
+                model=state.get("usage") or {})
+    return {"turn": turn.to_dict(), "messages": messages, "decisions": decisions}
+
+
 def answer_follow_up(agent, state: dict[str, Any]) -> dict[str, Any]:
     event = state["event"]
     text = (event.get("text") or "").strip()
-    messages = list(state.get("messages") or []) + [{"role": "user", "text": agent.redactor.redact(text),
-                                                     "at": iso(event.get("received") or agent.clock())}]
+    said = {"role": "user", "text": agent.redactor.redact(text), "at": iso(event.get("received") or agent.clock())}
+    if event.get("by"):
+        said["by"] = event["by"]  # who wrote (Slack): a rejection's reason is its author's to give
+    messages = list(state.get("messages") or []) + [said]
     if not state.get("diagnosis"):
         turn = Turn(state["thread_id"], "error", "there is no diagnosis in this thread yet; start one with a symptom")
         return {"turn": turn.to_dict(), "messages": messages}
     intent, target = classify(text, state["scope"].get("services", []))
+    rejected = awaiting_reason(state, float(event.get("received") or agent.clock()), by=event.get("by"))
+    if rejected is not None and _is_reason(text, intent):
+        return _note_reason(agent, state, text, rejected, messages)
     cited: list[str] = []
     ledger = state["ledger"]
     if intent == "recovery":
@@ -242,25 +318,7 @@ def answer_follow_up(agent, state: dict[str, Any]) -> dict[str, Any]:
     usage = state.get("usage") or {}
     client = agent._model()
     if client is not None:
-        from bot.reasoning import run_model_loop
-        from prompts import load_prompt
-
-        task = load_prompt("followup") + "\nThe message:\n" + fence("slack", agent.redactor.redact(text))
-        if cited:
-            task += "\nWhat Sleuth found for it (evidence " + ", ".join(cited) + "):\n" + fence("finding", agent.redactor.redact(answer))
-        loop_state = dict(state, ledger=ledger)
-        outcome = run_model_loop(agent, client, loop_state, task=task, history=state.get("messages"))
-        usage = outcome.usage
-        ledger = outcome.ledger
-        reply = (outcome.final or {}).get("answer")
-        if isinstance(reply, str) and reply.strip():
-            model_cites = [str(e) for e in (outcome.final or {}).get("evidence") or [] if str(e) in ledger]
-            answer = agent.redactor.redact(reply.strip()[:3000])
-            if not model_cites:
-                answer += "\n(The model cited no evidence for this answer: treat it as a guess.)"
-            cited = list(dict.fromkeys(cited + model_cites))
-        elif outcome.status != "ok":
-            answer += f"\n(Model: {outcome.status}.)"
+        answer, cited, ledger, usage = _with_model(agent, client, state, text, answer, cited, ledger)
     answer = agent.redactor.redact(answer)
     messages.append({"role": "assistant", "text": answer, "at": iso(agent.clock())})
     diagnosis = dict(state["diagnosis"])
@@ -269,3 +327,70 @@ def answer_follow_up(agent, state: dict[str, Any]) -> dict[str, Any]:
                 decisions=state.get("decisions", []), charts=state.get("charts", []), model=usage, evidence=cited)
     return {"turn": turn.to_dict(), "messages": messages, "ledger": ledger, "diagnosis": diagnosis, "usage": usage}
 
+
+
+def _with_model(agent, client, state: dict[str, Any], text: str, answer: str, cited: list[str],
+                ledger: dict[str, Any]) -> tuple[str, list[str], dict[str, Any], dict[str, Any]]:
+    """The model's answer to the message (given Sleuth's own finding), checked before it is shown."""
+    from bot.grounding import clean_model_text, cited_ids, fence_data, filter_actions, is_echo
+    from bot.reasoning import FOLLOW_UP_KEYS, follow_up_task, run_model_loop
+
+    redact = agent.redactor.redact
+    found: list[dict[str, Any]] = []
+    instructions = follow_up_task(ledger)
+    task = instructions + "\nThe message:\n" + fence_data("slack", redact(text), "the message", found)
+    if cited:
+        task += ("\nWhat Sleuth found for it (evidence " + ", ".join(cited) + "):\n"
+                 + fence_data("finding", redact(answer), "Sleuth's finding", found))
+    loop_state = dict(state, ledger=ledger)
+    outcome = run_model_loop(agent, client, loop_state, task=task, keys=FOLLOW_UP_KEYS,
+                             history=state.get("messages"), found=found, instructions=instructions)
+    usage = dict(outcome.usage)
+    ledger = outcome.ledger
+    final = outcome.final or {}
+    reply = final.get("answer")
+    reply = clean_model_text(redact(reply if isinstance(reply, str) else json.dumps(reply) if reply else ""))
+    if reply and is_echo(reply, outcome.prompt):
+        reply = ""
+    humans = [m["text"] for m in state.get("messages") or [] if m.get("role") == "user"] + [text]
+    if reply:
+        filtered = filter_actions(reply[:3000], state.get("decisions") or [], humans)
+        listed = [str(e) for e in _as_list(final.get("evidence"))]
+        model_cites = list(dict.fromkeys(cited_ids(" ".join(listed), ledger) + cited_ids(filtered.text, ledger)))
+        notes = []
+        if filtered.removed or filtered.withheld:
+            notes.append(f"Sleuth removed {len(filtered.removed) + len(filtered.withheld)} part(s) of the model's "
+                         "answer that claimed an approval or an action no human recorded, or held a destructive command.")
+        if filtered.text:
+            body = filtered.text
+            if not model_cites:
+                notes.append("The model cited no evidence for this answer: treat it as unverified.")
+            answer = body + "".join(f"\n({n})" for n in notes)
+            cited = list(dict.fromkeys(cited + model_cites))
+        else:
+            answer += "".join(f"\n({n})" for n in notes)
+        usage["note"] = _note(outcome.shape, bool(model_cites), filtered)
+        if filtered.flags:
+            usage["flags"] = filtered.flags
+    elif outcome.status != "ok":
+        answer += f"\n(Model: {outcome.status}.)"
+    else:
+        answer += "\n(Model: its answer only repeated Sleuth's own text; the answer above is Sleuth's.)"
+        usage["note"] = f"{outcome.shape or 'an'} answer that only repeated the prompt"
+    return answer, cited, ledger, usage
+
+
+def _note(shape: str, cites: bool, filtered) -> str:
+    parts = [{"json": "a JSON answer", "repaired json": "a JSON answer with slips, repaired",
+              "prose": "a prose answer"}.get(shape, shape or "an answer")]
+    if not cites:
+        parts.append("citing no evidence (shown as unverified)")
+    if filtered.removed or filtered.withheld:
+        parts.append(f"{len(filtered.removed) + len(filtered.withheld)} claim(s) of actions or destructive commands removed")
+    return "; ".join(parts)
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]

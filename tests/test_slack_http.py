@@ -238,6 +238,10 @@ def test_a_restart_in_the_middle_of_a_thread_resumes_it(tmp_path, web, storage):
         mitigation = json.loads(value)["m"]
         h.click(B.APPROVE if approve else B.REJECT, value, user=ALICE, channel="C1", message=diagnosis)
         verdict = "approved" if approve else "rejected"
+        if not approve:  # Reject asks why, in a modal
+            form = web.wait_for(lambda: web.views, what="the reject form")[0]
+            h.submit(form, {"reason": {"value": {"type": "plain_text_input", "value": "too risky at peak"}}},
+                     user=ALICE)
         web.wait_for(lambda: any(verdict in m.text for m in web.bot_messages("C1", plan.ts)), what="the decision")
         web.wait_for(lambda: ("Approved" if approve else "Rejected") + " by <@U0ALICE>"
                      in texts(web.message("C1", diagnosis.ts).blocks), what="the buttons replaced")
@@ -248,7 +252,8 @@ def test_a_restart_in_the_middle_of_a_thread_resumes_it(tmp_path, web, storage):
         assert len(web.bot_messages("C1", plan.ts)) == before + 2, "one answer, one decision"
         incident = h.store.latest_incident(team="T0SLEUTH", channel="C1")
         assert [e.text for e in h.store.timeline(incident.id) if e.kind == "decision"] == \
-            [f"{verdict.capitalize()} {mitigation}: rollback → checkout to v3.2.0"]
+            [f"{verdict.capitalize()} {mitigation}: rollback → checkout to v3.2.0"
+             + ("" if approve else "; reason: too risky at peak")]
     finally:
         h.close()
 
@@ -287,7 +292,7 @@ def test_user_errors_are_one_ephemeral_sentence(tmp_path, web):
         # Errors found later (here a window the investigation refuses) come back ephemeral too.
         h.command("checkout 30d errors", channel="C1", user=ALICE)
         error = web.wait_for(lambda: web.ephemerals_for(ALICE, "C1"), timeout=30, what="the ephemeral error")[0]
-        assert "\n" not in error["text"] and "7 days" in error["text"]
+        assert "\n" not in error["text"] and "longer than 7d, the longest allowed" in error["text"]
         web.wait_for(lambda: any("Stopped" in texts(m.blocks) for m in web.bot_messages("C1")), what="plan stopped")
         # A mention outside any thread answers the same way.
         mention = web.human_message("C2", BOB, f"<@{BOT_USER}> sev 12")
@@ -325,10 +330,17 @@ def test_approvers_from_a_user_group(tmp_path, web):
         client = h.app.client
         from bot.slack.flows import may_decide
 
-        assert may_decide(h.sleuth, client, incident, ALICE)  # the commander
+        # Alice commands (she opened it) but approvers are configured: approval is theirs, not hers.
+        assert not may_decide(h.sleuth, client, incident, ALICE)
         assert may_decide(h.sleuth, client, incident, CAROL)  # in the group
         assert may_decide(h.sleuth, client, incident, "U0DAVE")  # named
         assert not may_decide(h.sleuth, client, incident, BOB)
+        # Appointed commander by an approver (Carol, through the group), Alice may decide too.
+        h.command(f"commander <@{ALICE}>", channel="C1", user=CAROL)
+        web.wait_for(lambda: any("now the incident commander" in m.text for m in web.bot_messages("C1")),
+                     what="the commander set by an approver")
+        incident = h.store.active_incident(team="T0SLEUTH", channel="C1")
+        assert may_decide(h.sleuth, client, incident, ALICE)
         assert len(web.calls_to("usergroups.users.list")) == 1, "the group is cached"
     finally:
         h.close()
@@ -341,7 +353,8 @@ def test_incident_commands_without_a_diagnosis(tmp_path, web):
         web.wait_for(lambda: any(m.pinned for m in web.bot_messages("C1")), what="the pinned timeline")
         refused = h.command("start Another one", channel="C1", user=BOB).json()
         assert "already has an active incident" in refused["text"]
-        for text in ("commander <@U0BOB|bob>", "status mitigating", "sev 1"):
+        # Alice opened it, so she commands: she sets status and severity, then hands command to Bob.
+        for text in ("status mitigating", "sev 1", "commander <@U0BOB|bob>"):
             h.command(text, channel="C1", user=ALICE)
         web.wait_for(lambda: len(h.store.timeline(h.store.active_incident(team="T0SLEUTH", channel="C1").id)) == 4,
                      what="four timeline entries")

@@ -6,9 +6,12 @@ in a lazy listener. Incoming work (events by ``event_id``, slash commands by ``t
 claimed, with its body, in a middleware before any listener runs, and marked done when its lazy
 listener ends: Slack's redeliveries (``X-Slack-Retry-Num``, over HTTP or Socket Mode) find the
 claim and stop. The :class:`WorkKeeper` beats for this process's claims and replays work whose
-process died (its claim stopped beating), so a crash mid-diagnosis loses nothing. Signature
-checks (HTTP mode) come first, in Bolt's own middleware: a bad or stale signature gets 401 and
-claims nothing.
+process died (its claim stopped beating), so a crash mid-diagnosis loses nothing; the work's
+note (:class:`bot.slack.flows.Progress`) makes the replay resume rather than post again. Work
+Slack did not take (an outage, 429s) is marked for a retry with backoff, which the keeper of
+this (or any) process runs until ``slack.delivery_deadline_s``; then the channel is told, once
+Slack answers again. Signature checks (HTTP mode) come first, in Bolt's own middleware: a bad or
+stale signature gets 401 and claims nothing.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ import logging
 import os
 import re
 import threading
+import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
@@ -77,41 +82,129 @@ def work_key(body: dict[str, Any]) -> str | None:
     return None
 
 
-def _guarded(work: Callable[..., None], finish: Callable[[str], None] | None = None) -> Callable[..., None]:
-    """A lazy listener that never dies silently: a Slack refusal becomes one ephemeral sentence.
-    Work that ends, well or with the user told why, is marked done (``finish``); only a process
-    that dies leaves it claimed, for the :class:`WorkKeeper` to replay."""
+def _guarded(work: Callable[..., None], finish: Callable[[str], None] | None = None, *,
+             in_flight: flows.InFlight | None = None,
+             undelivered: Callable[[str, BaseException], None] | None = None) -> Callable[..., None]:
+    """A lazy listener that never dies silently: a Slack refusal becomes one ephemeral sentence,
+    anything else a plain one (never Python's error text). Work that ends, well or with the user
+    told why, is marked done (``finish``). Work Slack did not take (unreachable, 5xx, 429 past
+    the client's retries) goes to ``undelivered``, to be tried again. Work runs registered in
+    ``in_flight``, so a graceful stop can wait for it; once the stop began, none starts (its claim
+    is handed back). Only a process that dies leaves work claimed, for the :class:`WorkKeeper`."""
 
     @functools.wraps(work)
     def run(**kwargs: Any) -> None:
-        try:
-            work(**kwargs)
-        except SlackApiError as exc:
-            log.warning("%s: %s", work.__name__, exc)
-            _tell(kwargs, flows.slack_error(exc, getattr(exc.response, "api_url", "") and
-                                            str(exc.response.api_url).rsplit("/", 1)[-1] or "a call"))
-        except Exception as exc:  # noqa: BLE001 - the user hears one sentence; the log has the rest
-            log.exception("%s failed", work.__name__)
-            _tell(kwargs, f"Sleuth could not finish: {type(exc).__name__}: {B.clip(str(exc), 200)}; "
-                          "the app log has the details.")
         key = work_key(kwargs.get("body") or {})
-        if finish is not None and key:
+        slot = key or f"unclaimed:{uuid.uuid4().hex}"
+        if in_flight is not None and not in_flight.enter(slot):
+            log.info("not starting %s: Sleuth is stopping; it is handed back for another process", slot)
+            return
+        try:
+            done = True
             try:
-                finish(key)
-            except Exception:  # noqa: BLE001 - a store hiccup here means one harmless replay later
-                log.exception("could not mark %s done", key)
+                work(**kwargs)
+            except Exception as exc:  # noqa: BLE001 - the user hears one sentence; the log has the rest
+                done = _failed(work.__name__, key, exc, kwargs, in_flight, undelivered)
+            if done and finish is not None and key:
+                try:
+                    finish(key)
+                except Exception:  # noqa: BLE001 - a store hiccup here means one harmless replay later
+                    log.exception("could not mark %s done", key)
+        finally:
+            if in_flight is not None:
+                in_flight.leave(slot)
 
     return run
 
 
-def _tell(kwargs: dict[str, Any], text: str) -> None:
-    body, client = kwargs.get("body") or {}, kwargs.get("client")
+def _failed(name: str, key: str | None, exc: Exception, kwargs: dict[str, Any], in_flight: flows.InFlight | None,
+            undelivered: Callable[[str, BaseException], None] | None) -> bool:
+    """Say (or schedule) what a failed piece of work needs; True when it is over (mark it done)."""
+    from bot.slack.incidents import StoreError
+
+    if in_flight is not None and in_flight.stopping and isinstance(exc, StoreError):
+        log.warning("%s stopped with Sleuth: %s", key or name, exc)
+        return False  # handed back at the stop; nobody is told a thing about it
+    if key and undelivered is not None and flows.undelivered(exc):
+        log.warning("%s: Slack did not take it (%s); it will be tried again", key, flows._why(exc))
+        try:
+            undelivered(key, exc)
+        except Exception:  # noqa: BLE001 - left claimed: a takeover replays it later
+            log.exception("could not schedule %s for another try", key)
+        return False
+    if isinstance(exc, SlackApiError):
+        log.warning("%s: %s", name, exc)
+        _tell(kwargs, flows.slack_error(exc, getattr(exc.response, "api_url", "") and
+                                        str(exc.response.api_url).rsplit("/", 1)[-1] or "a call"))
+    else:
+        log.error("%s failed", name, exc_info=exc)
+        _tell(kwargs, "Sleuth could not finish this request; the app log has the details. Try again, "
+                      "and tell whoever runs Sleuth if it keeps failing.")
+    return True
+
+
+def backoff_s(tries: int, *, initial: float, maximum: float, retry_after: float | None = None) -> float:
+    """How long to wait before try ``tries + 1`` (tenacity's exponential backoff with jitter), never
+    less than Slack's Retry-After."""
+    import tenacity
+
+    state = tenacity.RetryCallState(None, None, (), {})
+    state.attempt_number = max(1, tries)
+    wait = tenacity.wait_exponential_jitter(multiplier=initial, max=maximum, jitter=initial / 2)(state)
+    return max(float(wait), retry_after or 0.0)
+
+
+def schedule_retry(sleuth: Sleuth, key: str, exc: BaseException) -> str:
+    """Slack did not take ``key``'s work: due again after a backoff (Retry-After honoured), or,
+    past ``slack.delivery_deadline_s`` since it arrived, failed (the channel is told once Slack
+    answers). The state it is left in."""
+    store, settings = sleuth.store, sleuth.config.slack
+    work = store.work(key)
+    if work is None:
+        return "missing"
+    now = time.time()
+    deadline = work.received_at + settings.delivery_deadline_s
+    why = flows._why(exc)
+    if now >= deadline:
+        log.error("giving up %s: Slack did not take it for %.0f s (%s); the channel will be told", key,
+                  now - work.received_at, why)
+        store.fail_work(key, error=why, owner=sleuth.owner)
+        return "failed"
+    wait = backoff_s(work.tries + 1, initial=settings.retry_backoff_s, maximum=settings.retry_backoff_max_s,
+                     retry_after=flows.retry_after(exc))
+    store.retry_work(key, owner=sleuth.owner, at=min(now + wait, deadline), error=why)
+    return "retry"
+
+
+def _where(body: dict[str, Any]) -> tuple[str | None, str | None, str | None]:
+    """(channel, user, thread_ts) a request came from."""
     event = body.get("event") or {}
     channel = body.get("channel_id") or (body.get("channel") or {}).get("id") or event.get("channel") or \
-        (event.get("item") or {}).get("channel")
+        (event.get("item") or {}).get("channel") or event.get("channel_id")
     user = body.get("user_id") or (body.get("user") or {}).get("id") or event.get("user")
-    if client is not None and channel and user and isinstance(user, str):
-        ephemeral(client, channel=channel, user=user, text=text, thread_ts=event.get("thread_ts"))
+    return channel, (user if isinstance(user, str) else None), event.get("thread_ts")
+
+
+def _what(body: dict[str, Any]) -> str:
+    """A request in a few words, for the notice that it was given up (no user text repeated)."""
+    channel, user, _ = _where(body)
+    who = f"<@{user}>'s " if user else "a "
+    if body.get("command"):
+        return f"{who}`{body['command']}` request"
+    kind = (body.get("event") or {}).get("type")
+    return {"app_mention": f"{who}message to Sleuth", "message": f"{who}reply in a Sleuth thread",
+            "reaction_added": f"{who}timeline reaction", "reaction_removed": f"{who}removed timeline reaction",
+            "pin_added": f"{who}pinned message"}.get(kind or "", f"{who}request")
+
+
+def _tell(kwargs: dict[str, Any], text: str) -> None:
+    body, client = kwargs.get("body") or {}, kwargs.get("client")
+    channel, user, thread_ts = _where(body)
+    if client is not None and channel and user:
+        try:
+            ephemeral(client, channel=channel, user=user, text=text, thread_ts=thread_ts)
+        except Exception as exc:  # noqa: BLE001 - Slack unreachable: the log has it
+            log.warning("could not tell %s in %s: %s", user, channel, flows._why(exc))
 
 
 class _UnusedTokenNotice(logging.Filter):
@@ -142,7 +235,11 @@ def build_app(sleuth: Sleuth, *, client: WebClient, signing_secret: str | None =
     stale_after = sleuth.config.slack.takeover_after_s
 
     def _guarded_here(work: Callable[..., None]) -> Callable[..., None]:
-        return _guarded(work, store.finish_work)
+        return _guarded(work, store.finish_work, in_flight=sleuth.in_flight,
+                        undelivered=lambda key, exc: schedule_retry(sleuth, key, exc))
+
+    def progress_of(work: str | None) -> flows.Progress:
+        return flows.Progress(store, work) if work else flows.Progress()
 
     @app.middleware
     def claim_work(body: dict[str, Any], context: Any, next: Callable[[], None]) -> BoltResponse | None:  # noqa: A002
@@ -189,10 +286,9 @@ def build_app(sleuth: Sleuth, *, client: WebClient, signing_secret: str | None =
     def run_command(client: WebClient, command: Command, *, team: str, channel: str, user: str,
                     reply_to: str | None = None, work: str | None = None) -> None:
         if command.name == "diagnose":
-            # The plan's ts goes with the claimed work: a process taking it over marks that message.
-            noted = (lambda at, ts: store.note_work(work, {"plan": [at, ts]})) if work else None
+            # What it did goes with the claimed work, step by step: a replay resumes it.
             flows.diagnose(sleuth, client, team=team, channel=channel, user=user, command=command, reply_to=reply_to,
-                           on_plan=noted)
+                           progress=progress_of(work))
         elif command.name == "start":
             flows.start(sleuth, client, team=team, channel=channel, user=user, command=command)
         elif command.name in ("sev", "commander", "status"):
@@ -248,7 +344,8 @@ def build_app(sleuth: Sleuth, *, client: WebClient, signing_secret: str | None =
             else event.get("text", "")
         thread_ts = event.get("thread_ts")
         if thread_ts and store.thread(thread_id_of(team, channel, thread_ts)):
-            flows.converse(sleuth, client, team=team, channel=channel, user=user, thread_ts=thread_ts, text=text)
+            flows.converse(sleuth, client, team=team, channel=channel, user=user, thread_ts=thread_ts, text=text,
+                           progress=progress_of(work_key(body)))
             return
         reply_to = thread_ts or event.get("ts")
         try:
@@ -280,7 +377,7 @@ def build_app(sleuth: Sleuth, *, client: WebClient, signing_secret: str | None =
         if store.thread(thread_id_of(team, channel, thread_ts)) is None:
             return
         flows.converse(sleuth, client, team=team, channel=channel, user=event.get("user", ""), thread_ts=thread_ts,
-                       text=text)
+                       text=text, progress=progress_of(work_key(body)))
 
     app.event("message")(ack=ack_only, lazy=[message_work])
 
@@ -336,12 +433,53 @@ def build_app(sleuth: Sleuth, *, client: WebClient, signing_secret: str | None =
     def approve_work(body: dict[str, Any], client: WebClient) -> None:
         _decision(body, client, True)
 
+    def _reject_form(body: dict[str, Any], client: WebClient) -> dict[str, Any] | None:
+        """The reason form for this Reject click, when its user may reject and the mitigation waits."""
+        action = (body.get("actions") or [{}])[0]
+        try:
+            value = json.loads(action.get("value") or "{}")
+        except json.JSONDecodeError:
+            return None
+        return flows.reject_modal(sleuth, client, channel=(body.get("channel") or {}).get("id", ""),
+                                  user=(body.get("user") or {}).get("id", ""), thread_id=str(value.get("thread", "")),
+                                  mitigation_id=str(value.get("m", "")), message=body.get("message"))
+
+    def reject_ack(ack: Callable[..., None], body: dict[str, Any], client: WebClient) -> None:
+        ack()
+        # Reject asks why, in a modal: the trigger id lives 3 seconds, so it opens here, not behind the queue.
+        view = _reject_form(body, client)
+        if view is None:
+            return  # the lazy listener says why not (not allowed, already decided...)
+        try:
+            client.views_open(trigger_id=body["trigger_id"], view=view)
+        except SlackApiError as exc:
+            log.warning("could not open the reject form: %s", exc.response.get("error"))
+            ephemeral(client, channel=(body.get("channel") or {}).get("id", ""),
+                      user=(body.get("user") or {}).get("id", ""),
+                      text="Slack did not open the form asking why; click Reject again.")
+
     @_guarded_here
     def reject_work(body: dict[str, Any], client: WebClient) -> None:
-        _decision(body, client, False)
+        if _reject_form(body, client) is None:
+            _decision(body, client, False)  # refused, or already decided: decide says so, privately
 
     app.action(B.APPROVE)(ack=ack_only, lazy=[approve_work])
-    app.action(B.REJECT)(ack=ack_only, lazy=[reject_work])
+    app.action(B.REJECT)(ack=reject_ack, lazy=[reject_work])
+
+    def reject_modal_ack(ack: Callable[..., None], view: dict[str, Any]) -> None:
+        if not (B.modal_values(view).get("reason") or "").strip():
+            ack(response_action="errors", errors={"reason": "Say why it is rejected."})
+        else:
+            ack()
+
+    @_guarded_here
+    def reject_modal_work(body: dict[str, Any], view: dict[str, Any], client: WebClient) -> None:
+        reason = (B.modal_values(view).get("reason") or "").strip()
+        if reason:
+            flows.reject_with_reason(sleuth, client, user=(body.get("user") or {}).get("id", ""),
+                                     metadata=view.get("private_metadata") or "", reason=reason)
+
+    app.view(B.REJECT_MODAL)(ack=reject_modal_ack, lazy=[reject_modal_work])
 
     # --- add to memory ----------------------------------------------------------------------
 
@@ -412,31 +550,71 @@ def build_app(sleuth: Sleuth, *, client: WebClient, signing_secret: str | None =
 
 
 class WorkKeeper:
-    """Beats for this process's claimed work and replays work whose process died.
+    """Beats for this process's claimed work, runs work that is due again, and replays work whose
+    process died.
 
-    Every ``interval`` seconds: refresh this process's claims, then take over and dispatch again
-    (as Socket Mode would, past signature checks: the body was verified when it first arrived)
-    any claim that stopped beating ``stale_after`` seconds ago. Work that already killed its
-    process ``REPLAY_ATTEMPTS`` times is given up with a log line rather than replayed forever.
+    Every ``interval`` seconds (``slack.sweep_interval_s``; by default a quarter of
+    ``takeover_after_s``, between 1 and 5 s): refresh this process's claims; tell the channel about
+    work given up after ``slack.delivery_deadline_s`` (once Slack answers again); take and
+    dispatch again work that Slack did not take and whose retry is due (or that a stopping
+    process handed back); and take over and dispatch again (as Socket Mode would, past signature
+    checks: the body was verified when it first arrived) any claim that stopped beating
+    ``stale_after`` seconds ago. Work that already killed its process ``REPLAY_ATTEMPTS`` times is
+    given up with a log line rather than replayed forever. The work's note makes each replay
+    resume where the last run stopped.
     """
 
     def __init__(self, app: App, sleuth: Sleuth, *, interval: float | None = None) -> None:
         from bot.slack.incidents import REPLAY_ATTEMPTS
 
         self.app, self.sleuth = app, sleuth
-        self.stale_after = sleuth.config.slack.takeover_after_s
-        self.interval = interval or max(1.0, self.stale_after / 4)
+        settings = sleuth.config.slack
+        self.stale_after = settings.takeover_after_s
+        self.interval = interval or settings.sweep_interval_s or max(1.0, min(5.0, self.stale_after / 4))
         self.attempts = REPLAY_ATTEMPTS
         self._stop = threading.Event()
+        self._paused = threading.Event()
         self._thread: threading.Thread | None = None
 
     def beat(self) -> None:
         self.sleuth.store.heartbeat(self.sleuth.owner)
 
+    def pause(self) -> None:
+        """Take no more work (a stopping process); keep beating for the work still running."""
+        self._paused.set()
+
     def sweep(self) -> list[str]:
-        """Replay stale work once; the keys replayed."""
-        store, replayed = self.sleuth.store, []
-        for work in store.stale_work(stale_after=self.stale_after):
+        """Tell what was given up, run due retries, replay stale work, once; the keys dispatched."""
+        if self._paused.is_set():
+            return []
+        store, settings = self.sleuth.store, self.sleuth.config.slack
+        for work in store.due_work(state="failed"):
+            self._tell_given_up(work)
+        dispatched = []
+        for work in store.due_work(state="retry"):
+            if self._paused.is_set():
+                break
+            # Work Slack did not take has until the delivery deadline; work a stopping process handed
+            # back (no error) has as long as a crashed process's work would (an hour at least).
+            limit = settings.delivery_deadline_s if work.last_error else max(3600.0, settings.delivery_deadline_s)
+            if time.time() >= work.received_at + limit:
+                log.error("giving up %s: not delivered within %.0f s (%s); the channel will be told",
+                          work.key, limit, work.last_error or "handed back by stopping processes")
+                if store.fail_work(work.key, error=work.last_error or "Slack did not answer"):
+                    found = store.work(work.key)
+                    if found is not None:
+                        self._tell_given_up(found)
+                continue
+            if not store.take_due(work.key, owner=self.sleuth.owner):
+                continue  # another process took it first
+            log.warning("trying %s again (%d earlier tries Slack did not take; last: %s)", work.key, work.tries,
+                        work.last_error or "handed back by a stopping process")
+            self._dispatch(work.body)
+            dispatched.append(work.key)
+        newer_than = max(3600.0, settings.delivery_deadline_s)
+        for work in store.stale_work(stale_after=self.stale_after, newer_than_s=newer_than):
+            if self._paused.is_set():
+                break
             if work.attempts >= self.attempts:
                 log.error("giving up %s: it was started %d times and never finished", work.key, work.attempts)
                 store.give_up_work(work.key)
@@ -444,12 +622,39 @@ class WorkKeeper:
             if not store.take_over(work.key, owner=self.sleuth.owner, stale_after=self.stale_after):
                 continue  # another process took it first
             log.warning("replaying %s: the process that claimed it stopped before finishing", work.key)
-            plan = work.note.get("plan")
-            if isinstance(plan, list) and len(plan) == 2:
-                flows.mark_interrupted(self.app.client, channel=str(plan[0]), ts=str(plan[1]))
-            self.app.dispatch(BoltRequest(body=work.body, mode="socket_mode", context={REPLAYED: True}))
-            replayed.append(work.key)
-        return replayed
+            self._dispatch(work.body)
+            dispatched.append(work.key)
+        return dispatched
+
+    def _dispatch(self, body: dict[str, Any]) -> None:
+        self.app.dispatch(BoltRequest(body=body, mode="socket_mode", context={REPLAYED: True}))
+
+    def _tell_given_up(self, work: Any) -> None:
+        """Say in the channel that a piece of work was given up; until Slack takes the message, it
+        is tried again with the same backoff (and for at most a day)."""
+        store, settings = self.sleuth.store, self.sleuth.config.slack
+        now = time.time()
+        channel, _, thread_ts = _where(work.body)
+        if not channel or now > work.received_at + settings.delivery_deadline_s + 86400:
+            store.give_up_work(work.key)
+            return
+        again = now + backoff_s(work.tries + 1, initial=settings.retry_backoff_s,
+                                maximum=settings.retry_backoff_max_s)
+        if not store.take_notice(work.key, again_at=again):
+            return  # another process is telling it
+        why = "Slack could not be reached" if work.last_error else "Sleuth was restarting"
+        text = (f":warning: {why}, so Sleuth gave up on {_what(work.body)} from "
+                f"{B.when(work.received_at)} after trying for {B.duration(now - work.received_at)}. "
+                "Please run it again.")
+        try:
+            self.app.client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=B.clip(text, B.MAX_FALLBACK),
+                                             blocks=B.sections(text))
+        except Exception as exc:  # noqa: BLE001 - still down: told on a later sweep
+            if flows.undelivered(exc):
+                log.warning("could not yet tell %s that %s was given up: %s", channel, work.key, flows._why(exc))
+                return
+            log.error("cannot tell %s that %s was given up: %s", channel, work.key, flows._why(exc))
+        store.give_up_work(work.key)  # told (or it never can be)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -469,3 +674,21 @@ class WorkKeeper:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+
+
+def drain(sleuth: Sleuth, keeper: WorkKeeper | None, grace_s: float) -> list[str]:
+    """A graceful stop, once no more requests arrive: no work starts here any more, running work
+    gets ``grace_s`` seconds to finish (the keeper still beats for it), then every claim of this
+    process that is not done (still running, or queued and never started) is handed back, due at
+    once for another process, its note intact so that it resumes. The keys still running."""
+    if keeper is not None:
+        keeper.pause()
+    sleuth.in_flight.stop()
+    running = sleuth.in_flight.wait(grace_s)
+    handed = sleuth.store.release_work(sleuth.owner)
+    if running:
+        log.warning("stopping with %d pieces of work still running after %.0f s (%s): handed back for another "
+                    "process to resume", len(running), grace_s, ", ".join(running))
+    elif handed:
+        log.warning("stopping: %d claimed pieces of work that never started are handed back", handed)
+    return running

@@ -48,6 +48,7 @@ APPROVE = "sleuth_approve"
 REJECT = "sleuth_reject"
 ADD_TO_MEMORY = "sleuth_add_to_memory"
 MEMORY_MODAL = "sleuth_memory_modal"
+REJECT_MODAL = "sleuth_reject_modal"
 
 _SOURCE_ICON = {None: ":hourglass_flowing_sand:", "ok": ":white_check_mark:", "no_data": ":grey_question:",
                 "not_configured": ":heavy_minus_sign:", "error": ":warning:"}
@@ -556,6 +557,9 @@ def rollup_blocks(rollup: Any) -> list[dict[str, Any]]:
     lines = [f"*<#{r.channel}>* {prose(clip(r.title, 200))}",
              f"*{escape(r.severity)}* · {escape(r.status)} · commander {user(r.commander)} · open {escape(r.duration)}"
              f" · last update {when(r.updated_at, '{time}')}"]
+    lines.append("*Approvers:* " + (", ".join(f"<!subteam^{a}>" if a.startswith("S") else user(a)
+                                              for a in getattr(r, "approvers", [])[:10])
+                                    or "none configured; the commander decides"))
     if r.impact:
         lines.append(f"*Impact:* {clip(prose(r.impact), 500)}")
     lines.append(f"*Best hypothesis:* {clip(prose(r.hypothesis), 500)}" if r.hypothesis
@@ -650,6 +654,26 @@ def memory_modal(*, incident_id: int, title: str, category: str | None, root_cau
             {"type": "input", "block_id": "mitigation", "label": {"type": "plain_text", "text": "What fixed it"},
              "element": {"type": "plain_text_input", "action_id": "value", "multiline": True, "max_length": 3000,
                          "initial_value": clip(mitigation, 3000)}},
+        ],
+    }
+
+
+def reject_modal(*, metadata: str, mitigation_id: str, label: str) -> dict[str, Any]:
+    """The form the Reject button opens: why (required); the reason goes on the timeline and into
+    the summary. ``metadata`` says which mitigation (private_metadata, at most 3,000 characters)."""
+    return {
+        "type": "modal",
+        "callback_id": REJECT_MODAL,
+        "private_metadata": metadata[:3000],
+        "title": {"type": "plain_text", "text": "Reject mitigation"},
+        "submit": {"type": "plain_text", "text": "Reject"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": [
+            section(f"Reject *{escape(clip(mitigation_id, 100))}*: {escape(clip(label, 400))}?\nSay why: the reason "
+                    "goes on the incident's timeline and into the summary."),
+            {"type": "input", "block_id": "reason", "label": {"type": "plain_text", "text": "Why reject it?"},
+             "element": {"type": "plain_text_input", "action_id": "value", "multiline": True, "max_length": 1000,
+                         "placeholder": {"type": "plain_text", "text": "e.g. the schema migration cannot be undone"}}},
         ],
     }
 

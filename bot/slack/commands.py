@@ -10,6 +10,9 @@
     /diagnose resolve [note]
     /diagnose help
 
+Who may run ``sev``, ``status``, ``commander`` and ``resolve`` is not decided here but in
+bot.slack.roles (``slack.roles``), when the command runs.
+
 Anything malformed raises :class:`UsageError`: one sentence saying what to write instead.
 """
 
@@ -44,6 +47,9 @@ def usage(command: str = "/diagnose") -> str:
         f"• `{c} timeline` the incident's timeline (react with the timeline emoji to add a message)\n"
         f"• `{c} rollup [all] [--post]` status rollup of this incident, or of every active one\n"
         f"• `{c} resolve [note]` resolve it and post the summary\n"
+        "By default the commander and the approvers change sev, status and commander and resolve; the approvers "
+        "(and a commander one of them appointed; with no approvers set, the commander) approve or reject "
+        "mitigations. A refusal says who may.\n"
         "Reply in a diagnosis thread (or @mention Sleuth) to keep investigating."
     )
 

@@ -12,7 +12,13 @@ both; only the DDL differs.
   body before it starts and marked done when it ends. The owner's heartbeat keeps a claim fresh
   while it runs; a claim whose owner stopped beating (the process died) is taken over, by Slack's
   redelivery or by the next process's start-up replay, so a crash loses no work and a live
-  owner's work is never doubled.
+  owner's work is never doubled. The work's ``note`` records what it already did (its plan
+  message, the diagnosis posted...) before the next step, so whoever takes it over resumes.
+- Work Slack could not take (an outage, 429s) waits in state ``retry`` until ``next_at``, for any
+  process's keeper to take again; work handed back by a stopping process waits there too, due at
+  once. Past its deadline it becomes ``failed`` until the channel has been told, then ``abandoned``.
+- The schema is created and migrated under a PostgreSQL advisory lock (one transaction), so
+  replicas starting together on a fresh database do not race each other's ``CREATE TABLE``.
 """
 
 from __future__ import annotations
@@ -34,6 +40,14 @@ ACTIVE = STATUSES[:-1]
 CLAIM_TTL_S = 7 * 86400  # Slack stops redelivering after minutes; a week is ample
 STALE_AFTER_S = 45.0  # a claim whose owner has not beaten for this long is taken over
 REPLAY_ATTEMPTS = 3  # a piece of work that killed its process this often is given up, not replayed again
+# pg_advisory_xact_lock key serialising schema creation and migrations across replicas ("sleuth-schema").
+SCHEMA_LOCK = 0x5C4E_D0C5
+# Columns added after the first release of each table: (table, column, type), added where missing.
+_MIGRATIONS = (
+    ("work", "next_at", "{real}"),  # state retry/failed: when it is due again
+    ("work", "tries", "INTEGER NOT NULL DEFAULT 0"),  # deliveries Slack did not take
+    ("work", "last_error", "TEXT"),
+)
 
 
 class StoreError(RuntimeError):
@@ -145,6 +159,8 @@ class Work:
     attempts: int
     received_at: float
     note: dict[str, Any] = field(default_factory=dict)  # what the dead owner left: e.g. its plan message
+    tries: int = 0  # deliveries Slack did not take
+    last_error: str | None = None
 
 
 class _Database:
@@ -194,6 +210,8 @@ class _Database:
     def execute(self, sql: str, params: tuple = ()) -> tuple[int, list[dict[str, Any]]]:
         """Run one statement: (rows affected, rows returned as dicts)."""
         with self._lock:
+            if self._conn is None:  # closed (the process is stopping): one sentence, never a NoneType error
+                raise StoreError("the state database is closed: Sleuth is stopping")
             for attempt in (1, 2):
                 try:
                     cur = self._conn.execute(self._sql(sql), params)
@@ -212,6 +230,8 @@ class _Database:
     @contextmanager
     def transaction(self) -> Iterator[None]:
         with self._lock:
+            if self._conn is None:
+                raise StoreError("the state database is closed: Sleuth is stopping")
             if self._tx_thread is not None:  # nested: the outer one commits
                 yield
                 return
@@ -254,9 +274,31 @@ class IncidentStore:
         # So do reads: a lookup (the first thing /diagnose does) never queues behind a write that
         # waits for SQLite's write lock (WAL lets a reader proceed beside a writer).
         self.read_db = _Database(storage)
-        for statement in _ddl(prefix, self.db.postgres):
-            self.db.execute(statement)
+        self._notes = threading.Lock()
+        self._create_schema()
         self.db.execute(f"DELETE FROM {prefix}work WHERE received_at < ?", (time.time() - CLAIM_TTL_S,))
+
+    def _create_schema(self) -> None:
+        """Create the tables and add missing columns, in one transaction. On PostgreSQL it holds an
+        advisory lock first: two replicas running ``CREATE TABLE IF NOT EXISTS`` at once on a fresh
+        database collide in the catalog (``pg_type_typname_nsp_index``); the second one waits
+        instead and then finds everything there."""
+        with self.db.transaction():
+            if self.db.postgres:
+                self.db.execute("SELECT pg_advisory_xact_lock(?)", (SCHEMA_LOCK,))
+            for statement in _ddl(self.prefix, self.db.postgres):
+                self.db.execute(statement)
+            real = "DOUBLE PRECISION" if self.db.postgres else "REAL"
+            for table, column, kind in _MIGRATIONS:
+                name = f"{self.prefix}{table}"
+                if self.db.postgres:
+                    _, rows = self.db.execute(
+                        "SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() "
+                        "AND table_name = ? AND column_name = ?", (name, column))
+                else:
+                    rows = [r for r in self.db.execute(f"PRAGMA table_info({name})")[1] if r["name"] == column]
+                if not rows:
+                    self.db.execute(f"ALTER TABLE {name} ADD COLUMN {column} {kind.format(real=real)}")
 
     @property
     def backend(self) -> str:
@@ -298,6 +340,67 @@ class IncidentStore:
             "WHERE key = ? AND state = 'claimed' AND heartbeat_at < ?", (owner, now, key, now - stale_after))
         return count == 1
 
+    def release_work(self, owner: str, keys: list[str] | None = None) -> int:
+        """Hand back ``owner``'s unfinished claims (a stopping process): due at once for any process,
+        with their notes, so whoever takes them resumes. The number handed back."""
+        sql = (f"UPDATE {self.prefix}work SET state = 'retry', owner = '', next_at = ? "
+               "WHERE owner = ? AND state = 'claimed'")
+        params: tuple = (time.time(), owner)
+        if keys is not None:
+            if not keys:
+                return 0
+            sql += f" AND key IN ({', '.join('?' for _ in keys)})"
+            params += tuple(keys)
+        count, _ = self.work_db.execute(sql, params)
+        return count
+
+    def retry_work(self, key: str, *, owner: str, at: float, error: str) -> bool:
+        """Slack did not take the work: due again at ``at`` for any process's keeper."""
+        count, _ = self.work_db.execute(
+            f"UPDATE {self.prefix}work SET state = 'retry', owner = '', next_at = ?, tries = tries + 1, "
+            "last_error = ? WHERE key = ? AND owner = ? AND state = 'claimed'", (at, error[:500], key, owner))
+        return count == 1
+
+    def fail_work(self, key: str, *, error: str, owner: str | None = None) -> bool:
+        """Past its deadline: never run again; the channel is owed a notice (due now)."""
+        sql = (f"UPDATE {self.prefix}work SET state = 'failed', owner = '', next_at = ?, last_error = ? "
+               "WHERE key = ? AND state IN ('claimed', 'retry')")
+        params: tuple = (time.time(), error[:500], key)
+        if owner is not None:
+            sql += " AND owner = ?"
+            params += (owner,)
+        count, _ = self.work_db.execute(sql, params)
+        return count == 1
+
+    def due_work(self, *, state: str = "retry", limit: int = 50) -> list[Work]:
+        """Work in ``state`` (retry, or failed: a notice owed) whose time has come, oldest first."""
+        _, rows = self.work_db.execute(
+            f"SELECT key, body, attempts, received_at, note, tries, last_error FROM {self.prefix}work "
+            "WHERE state = ? AND next_at <= ? ORDER BY received_at LIMIT ?", (state, time.time(), limit))
+        return [self._work(r) for r in rows]
+
+    def take_due(self, key: str, *, owner: str) -> bool:
+        """Claim work due for a retry; exactly one contender wins."""
+        now = time.time()
+        count, _ = self.work_db.execute(
+            f"UPDATE {self.prefix}work SET state = 'claimed', owner = ?, heartbeat_at = ? "
+            "WHERE key = ? AND state = 'retry' AND next_at <= ?", (owner, now, key, now))
+        return count == 1
+
+    def take_notice(self, key: str, *, again_at: float) -> bool:
+        """The right to tell the channel about failed work now (the next try at ``again_at``)."""
+        count, _ = self.work_db.execute(
+            f"UPDATE {self.prefix}work SET next_at = ? WHERE key = ? AND state = 'failed' AND next_at <= ?",
+            (again_at, key, time.time()))
+        return count == 1
+
+    def next_due(self) -> float | None:
+        """When the next retry or notice is due (None: nothing waits)."""
+        _, rows = self.work_db.execute(
+            f"SELECT MIN(next_at) AS due FROM {self.prefix}work WHERE state IN ('retry', 'failed')")
+        due = rows[0]["due"] if rows else None
+        return float(due) if due is not None else None
+
     def heartbeat(self, owner: str) -> int:
         """Keep every unfinished claim of ``owner`` fresh; the number of claims it holds."""
         count, _ = self.work_db.execute(f"UPDATE {self.prefix}work SET heartbeat_at = ? WHERE owner = ? AND state = 'claimed'",
@@ -309,12 +412,32 @@ class IncidentStore:
         self.work_db.execute(f"UPDATE {self.prefix}work SET state = 'done', done_at = ?, body = '{{}}' WHERE key = ?",
                         (time.time(), key))
 
-    def note_work(self, key: str, note: dict[str, Any]) -> None:
-        """Remember something about unfinished work for whoever takes it over (its plan message)."""
-        self.work_db.execute(f"UPDATE {self.prefix}work SET note = ? WHERE key = ? AND state = 'claimed'",
-                             (json.dumps(note, separators=(",", ":")), key))
+    def note_work(self, key: str, note: dict[str, Any]) -> dict[str, Any]:
+        """Add ``note`` to what unfinished work has recorded for whoever takes it over (its plan
+        message, the diagnosis it posted...); the whole note as stored."""
+        with self._notes:
+            merged = {**self.work_note(key), **note}
+            self.work_db.execute(f"UPDATE {self.prefix}work SET note = ? WHERE key = ? AND state IN ('claimed', 'retry')",
+                                 (json.dumps(merged, separators=(",", ":")), key))
+        return merged
+
+    def work_note(self, key: str) -> dict[str, Any]:
+        _, rows = self.work_db.execute(f"SELECT note FROM {self.prefix}work WHERE key = ?", (key,))
+        return json.loads(rows[0]["note"] or "{}") if rows else {}
+
+    def work(self, key: str) -> Work | None:
+        _, rows = self.work_db.execute(
+            f"SELECT key, body, attempts, received_at, note, tries, last_error FROM {self.prefix}work WHERE key = ?",
+            (key,))
+        return self._work(rows[0]) if rows else None
+
+    @staticmethod
+    def _work(r: dict[str, Any]) -> Work:
+        return Work(r["key"], json.loads(r["body"] or "{}"), int(r["attempts"]), float(r["received_at"]),
+                    json.loads(r["note"] or "{}"), int(r.get("tries") or 0), r.get("last_error"))
 
     def give_up_work(self, key: str) -> None:
+        """Never run again (nothing is owed to anyone: a notice was given, or it kept killing its process)."""
         self.work_db.execute(f"UPDATE {self.prefix}work SET state = 'abandoned', done_at = ?, body = '{{}}' WHERE key = ?",
                         (time.time(), key))
 
@@ -328,11 +451,10 @@ class IncidentStore:
         is left to lie (an hour-old /diagnose answered now would mislead)."""
         now = time.time()
         _, rows = self.work_db.execute(
-            f"SELECT key, body, attempts, received_at, note FROM {self.prefix}work WHERE state = 'claimed' "
-            "AND heartbeat_at < ? AND received_at >= ? ORDER BY received_at LIMIT ?",
+            f"SELECT key, body, attempts, received_at, note, tries, last_error FROM {self.prefix}work "
+            "WHERE state = 'claimed' AND heartbeat_at < ? AND received_at >= ? ORDER BY received_at LIMIT ?",
             (now - stale_after, now - newer_than_s, limit))
-        return [Work(r["key"], json.loads(r["body"] or "{}"), int(r["attempts"]), float(r["received_at"]),
-                     json.loads(r["note"] or "{}")) for r in rows]
+        return [self._work(r) for r in rows]
 
     # --- incidents ------------------------------------------------------------------------------
 
@@ -417,6 +539,47 @@ class IncidentStore:
             f"UPDATE {self.prefix}incidents SET {column} = ? WHERE id = ? AND {column} IS NULL", (value, incident_id))
         return count == 1
 
+    def set_commander(self, incident_id: int, *, commander: str, by: str, expected: str | None,
+                      text: str) -> Incident | None:
+        """Make ``commander`` the commander, set by ``by`` (kept on the timeline: who appointed whom),
+        only while the commander is still ``expected`` and the incident is active; None otherwise
+        (someone changed it meanwhile, or it was resolved)."""
+        now = time.time()
+        was, params = ("commander IS NULL", ()) if expected is None else ("commander = ?", (expected,))
+        with self.db.transaction():
+            count, _ = self.db.execute(
+                f"UPDATE {self.prefix}incidents SET commander = ?, updated_at = ? WHERE id = ? "
+                f"AND status <> 'resolved' AND {was}", (commander, now, incident_id, *params))
+            if count != 1:
+                return None
+            self.add_entry(incident_id, kind="commander", at=now, author=by, text=text)
+            return self.get(incident_id)
+
+    def commander_appointed_by(self, incident: Incident) -> str | None:
+        """Who made the current commander commander: the author of the latest commander change, else
+        whoever opened the incident (the opener commands from the start)."""
+        if not incident.commander:
+            return None
+        rows = self._read(
+            f"SELECT author FROM {self.prefix}timeline WHERE incident_id = ? AND kind = 'commander' "
+            "ORDER BY at DESC, id DESC LIMIT 1", (incident.id,))
+        return rows[0]["author"] if rows else incident.opened_by
+
+    def resolve_incident(self, incident_id: int, *, by: str | None, note: str = "",
+                         at: float | None = None) -> Incident | None:
+        """Resolve the incident (and put it on the timeline) unless it already is: None for the
+        caller that came second (two resolves at once give one summary)."""
+        now = time.time() if at is None else at
+        with self.db.transaction():
+            count, _ = self.db.execute(
+                f"UPDATE {self.prefix}incidents SET status = 'resolved', resolved_at = ?, resolution = ?, "
+                "updated_at = ? WHERE id = ? AND status <> 'resolved'", (now, note, now, incident_id))
+            if count != 1:
+                return None
+            self.add_entry(incident_id, kind="resolved", author=by, at=now,
+                           text="Resolved" + (f": {note}" if note else ""))
+            return self.get(incident_id)
+
     # --- the timeline ---------------------------------------------------------------------------
 
     def add_entry(self, incident_id: int, *, kind: str, text: str, at: float | None = None,
@@ -442,6 +605,15 @@ class IncidentStore:
             sql += " AND via = ?"
             params += (via,)
         count, _ = self.db.execute(sql, params)
+        if count:
+            self.touch(incident_id)
+        return count > 0
+
+    def set_entry_text(self, incident_id: int, *, key: str, text: str) -> bool:
+        """Rewrite the text of the entry with ``key`` (a decision given its reason later); True if it changed."""
+        count, _ = self.db.execute(
+            f"UPDATE {self.prefix}timeline SET text = ? WHERE incident_id = ? AND key = ? AND text <> ?",
+            (text, incident_id, key, text))
         if count:
             self.touch(incident_id)
         return count > 0

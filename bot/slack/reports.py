@@ -71,10 +71,12 @@ class Rollup:
     open_questions: list[str] = field(default_factory=list)
     next_steps: list[str] = field(default_factory=list)
     updated_at: float = 0.0
+    approvers: list[str] = field(default_factory=list)  # slack.approvers as configured (users U..., groups S...)
 
 
 def draft_rollup(incident: Incident, *, pending: Sequence[dict[str, Any]] = (),
-                 decisions: Sequence[dict[str, Any]] = (), now: float | None = None) -> Rollup:
+                 decisions: Sequence[dict[str, Any]] = (), now: float | None = None,
+                 approvers: Sequence[str] = ()) -> Rollup:
     """Status, severity, commander, duration, impact, best hypothesis, decisions, open questions,
     next steps and the time of the last update, for one incident."""
     now = time.time() if now is None else now
@@ -112,7 +114,7 @@ def draft_rollup(incident: Incident, *, pending: Sequence[dict[str, Any]] = (),
         status=incident.status, commander=incident.commander, duration=duration(incident.duration_s(now)),
         impact=impact_of(incident), hypothesis=hypothesis_line(live[0] if live else None),
         approved=[_label(d) for d in approved], rejected=[_label(d) for d in rejected],
-        open_questions=questions, next_steps=steps, updated_at=incident.updated_at,
+        open_questions=questions, next_steps=steps, updated_at=incident.updated_at, approvers=list(approvers),
     )
 
 
@@ -177,7 +179,8 @@ def draft_summary(incident: Incident, *, timeline: Sequence[TimelineEntry], pend
             follow_ups.append(f"decide whether {_label(p)} is still needed")
     for d in decisions:
         if not d.get("approved"):
-            follow_ups.append(f"rejected: {_label(d)}; note why in the postmortem")
+            follow_ups.append(f"rejected: {_label(d)}; reason: {d['reason']}" if d.get("reason")
+                              else f"rejected: {_label(d)}; note why in the postmortem")
     for name, report in (diagnosis.get("sources") or {}).items():
         if (report or {}).get("status") == "error":
             follow_ups.append(f"fix the {name} source: {slack_words(report.get('reason', ''))}")
