@@ -217,7 +217,7 @@ class SlackConfig(BaseModel):
         "the longest wait between tries (a longer Retry-After from Slack is honoured)"))
     sweep_interval_s: float | None = Field(None, gt=0.0, le=600.0, description=(
         "how often claims are beaten for and due retries and stale work are looked for "
-        "(default: a quarter of takeover_after_s, at least 1 s)"))
+        "(default: a quarter of takeover_after_s, between 1 and 5 s)"))
 
     @field_validator("approvers")
     @classmethod

@@ -142,6 +142,9 @@ def _accumulate(codes: np.ndarray, counts: np.ndarray, size: int) -> np.ndarray:
 
 
 _HASHERS: dict[tuple[int, int, int, int], _Hasher] = {}
+# Lazy first use (a hasher's caches, an API client, the ONNX model) happens once even when several
+# investigations start together: the others wait for it rather than seeing it half-built.
+_FIRST_USE = threading.Lock()
 
 
 @register_embedding_function
@@ -167,7 +170,11 @@ class HashedNgramEmbedding(EmbeddingFunction[Documents]):
         self.word_size = self.dim // 2
         self.char_size = self.dim - self.word_size
         key = (self.word_size, self.char_size, *self.char_ngrams)
-        self._hasher = _HASHERS.get(key) or _HASHERS.setdefault(key, _Hasher(*key))
+        hasher = _HASHERS.get(key)
+        if hasher is None:
+            with _FIRST_USE:
+                hasher = _HASHERS.get(key) or _HASHERS.setdefault(key, _Hasher(*key))
+        self._hasher = hasher
 
     def embed_one(self, text: str) -> np.ndarray:
         hasher = self._hasher
@@ -240,6 +247,12 @@ class OpenAICompatibleEmbedding(EmbeddingFunction[Documents]):
         self._client: Any = None  # built on first use: reopening a collection needs no key
 
     def _get_client(self) -> Any:
+        if self._client is not None:
+            return self._client
+        with _FIRST_USE:
+            return self._make_client()
+
+    def _make_client(self) -> Any:
         if self._client is None:
             from openai import OpenAI
 
@@ -325,11 +338,13 @@ class LocalMiniLMEmbedding(EmbeddingFunction[Documents]):
     def __call__(self, input: Documents) -> Embeddings:
         self.check()  # every call: the delegate would download silently if a file went missing
         if self._delegate is None:
-            from chromadb.utils.embedding_functions.onnx_mini_lm_l6_v2 import ONNXMiniLM_L6_V2
+            with _FIRST_USE:
+                if self._delegate is None:
+                    from chromadb.utils.embedding_functions.onnx_mini_lm_l6_v2 import ONNXMiniLM_L6_V2
 
-            delegate = ONNXMiniLM_L6_V2()
-            delegate.DOWNLOAD_PATH = self.folder().parent  # type: ignore[misc]
-            self._delegate = delegate
+                    delegate = ONNXMiniLM_L6_V2()
+                    delegate.DOWNLOAD_PATH = self.folder().parent  # type: ignore[misc]
+                    self._delegate = delegate
         return [np.asarray(v, dtype=np.float32) for v in self._delegate(list(input))]
 
     @staticmethod

@@ -79,6 +79,13 @@ _GET_PAGE = 1000
 _LOADED_HEADS: dict[tuple[str, str], dict] = {}
 _LOADED_HEADS_MAX = 4
 _LOADED_HEADS_GUARD = threading.Lock()
+# First use under concurrency: chromadb registers a client's system in a class-level table before
+# starting it, so two threads opening the same path at once see a half-started system (KeyError,
+# AttributeError, "could not connect to tenant"). Clients are opened, and collections fetched or
+# created, one at a time in this process; once open they are used concurrently.
+_OPENING = threading.RLock()
+# Heads computed and saved by one thread per heads file at a time (the others then load them).
+_HEADS_LOCKS: dict[str, threading.Lock] = {}
 # The one Chroma entry of an incident record: the whole record except its labels.
 INCIDENT_PART = "full"
 # Stored incident parts whose vectors feed a category head. ``full`` feeds the full head (its early text,
@@ -372,8 +379,13 @@ class Memory:
         self._collections: dict[str, Any] = {}
         self._heads_cache: tuple[dict[str, learn.CategoryHead], float, str | None] | None = None
         self._last_search: tuple[tuple[str, ...], np.ndarray] | None = None  # (result ids, query embedding)
+        self._settling = threading.Lock()
         with self._guard():
-            self.client = client if client is not None else self._make_client()
+            if client is not None:
+                self.client = client
+            else:
+                with _OPENING:
+                    self.client = self._make_client()
 
     # -- plumbing --
 
@@ -418,11 +430,12 @@ class Memory:
             return self._collections[name]
         from chromadb.errors import NotFoundError
 
-        with self._guard():
+        function = self.embedding
+        with self._guard(), _OPENING:  # two first uses at once: one creates, the other then finds it
             try:
-                col = self.client.get_collection(name, embedding_function=self.embedding)
+                col = self.client.get_collection(name, embedding_function=function)
             except NotFoundError:
-                col = self.client.create_collection(name, embedding_function=self.embedding,
+                col = self.client.create_collection(name, embedding_function=function,
                                                     configuration={"hnsw": {"space": "cosine"}},
                                                     metadata={"sleuth": "incident memory"})
             except ValueError as exc:
@@ -459,14 +472,17 @@ class Memory:
         """The embedding function; an unset hashed dimension first takes the one the memory's
         collections were built with (2048 before the default became 1024)."""
         if not self._settled:
-            self._settled = True
-            try:
-                existing = self.client.list_collections()
-            except Exception:  # noqa: BLE001 - an unreachable store says so on the next real call
-                existing = []
-            for col in existing:
-                if not isinstance(col, str) and self._adopt((col.configuration_json or {}).get("embedding_function") or {}):
-                    break
+            with self._settling:  # settled once: a second thread waits rather than using the unsettled one
+                if not self._settled:
+                    try:
+                        existing = self.client.list_collections()
+                    except Exception:  # noqa: BLE001 - an unreachable store says so on the next real call
+                        existing = []
+                    for col in existing:
+                        if not isinstance(col, str) and \
+                                self._adopt((col.configuration_json or {}).get("embedding_function") or {}):
+                            break
+                    self._settled = True
         return self._embedding
 
     def _mismatch(self, name: str, stored: dict[str, Any] | None) -> EmbeddingMismatch:
@@ -801,7 +817,7 @@ class Memory:
         token = uuid.uuid4().hex
         path = self._heads_path(col)
         path.parent.mkdir(parents=True, exist_ok=True)
-        temp = path.with_name(path.name + f".{os.getpid()}.tmp")
+        temp = path.with_name(path.name + f".{os.getpid()}.{threading.get_ident()}.tmp")  # per writer
         temp.write_bytes(learn.dump_heads(heads, token))
         os.replace(temp, path)  # whole or nothing
         self._mark_heads(col, token)
@@ -814,31 +830,39 @@ class Memory:
             return cached[0]
         with self._guard():
             col = self.collection(INCIDENTS)
-            token = self._stored_token(col)
-            heads: dict[str, learn.CategoryHead] | None = None
             path = self._heads_path(col)
-            shared = _LOADED_HEADS.get((str(path), token)) if token else None
-            if shared is not None:
-                heads = shared  # loaded (and perhaps solved) by another Memory of this process
-            elif token and path.is_file():
-                try:
-                    loaded, saved = learn.load_heads(path.read_bytes())
-                    if saved == token:
-                        heads = loaded
-                        if cached is not None and cached[0] and cached[2] == token:
-                            heads = cached[0]  # keep the solved weights
-                except (OSError, ValueError, KeyError):
-                    heads = None
-            if heads is None:
-                heads = self._heads_from_collection(col)
-                self._save_heads(col, heads)
-                token = self._stored_token(col)
-            self._heads_cache = (heads, time.monotonic(), token)
-            if token:
-                with _LOADED_HEADS_GUARD:
-                    _LOADED_HEADS[(str(path), token)] = heads
-                    while len(_LOADED_HEADS) > _LOADED_HEADS_MAX:
-                        _LOADED_HEADS.pop(next(iter(_LOADED_HEADS)))
+            with _LOADED_HEADS_GUARD:
+                lock = _HEADS_LOCKS.setdefault(str(path), threading.Lock())
+            with lock:  # one thread loads or recomputes a heads file; the others then share its result
+                return self._heads_locked(col, path, cached)
+
+    def _heads_locked(self, col: Any, path: Path,
+                      cached: tuple[dict[str, learn.CategoryHead], float, str | None] | None
+                      ) -> dict[str, learn.CategoryHead]:
+        token = self._stored_token(col)
+        heads: dict[str, learn.CategoryHead] | None = None
+        shared = _LOADED_HEADS.get((str(path), token)) if token else None
+        if shared is not None:
+            heads = shared  # loaded (and perhaps solved) by another Memory of this process
+        elif token and path.is_file():
+            try:
+                loaded, saved = learn.load_heads(path.read_bytes())
+                if saved == token:
+                    heads = loaded
+                    if cached is not None and cached[0] and cached[2] == token:
+                        heads = cached[0]  # keep the solved weights
+            except (OSError, ValueError, KeyError):
+                heads = None
+        if heads is None:
+            heads = self._heads_from_collection(col)
+            self._save_heads(col, heads)
+            token = self._stored_token(col)
+        self._heads_cache = (heads, time.monotonic(), token)
+        if token:
+            with _LOADED_HEADS_GUARD:
+                _LOADED_HEADS[(str(path), token)] = heads
+                while len(_LOADED_HEADS) > _LOADED_HEADS_MAX:
+                    _LOADED_HEADS.pop(next(iter(_LOADED_HEADS)))
         return heads
 
     def _heads_from_collection(self, col: Any) -> dict[str, learn.CategoryHead]:

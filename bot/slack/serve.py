@@ -5,6 +5,11 @@ SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET and answers Slack at ``/slack/events`` 
 says whether it is up). ``--demo`` serves the bundled demo scenario's sources, so the bot can be
 tried in a real workspace before any telemetry is wired. SLEUTH_SLACK_API_URL overrides the Web
 API base URL (a proxy, or a local stand-in in tests).
+
+SIGTERM (or Ctrl-C) stops gracefully: no more requests are taken, running work gets
+``slack.shutdown_grace_s`` to finish, and whatever is still running then is handed back through
+the store, due at once for another replica (or the next process) to resume; this process then
+exits without touching the store again, so nothing it was doing fails in front of a user.
 """
 
 from __future__ import annotations
@@ -178,7 +183,7 @@ def serve(
 ) -> None:
     """Run the Slack app: /diagnose, threads, the timeline, rollups and summaries."""
     from bot.config import ConfigError, load_config
-    from bot.slack.app import WorkKeeper, api_url, build_app, make_client
+    from bot.slack.app import WorkKeeper, api_url, build_app, drain, make_client
     from bot.slack.flows import Defaults
     from bot.slack.incidents import StoreError
 
@@ -200,7 +205,9 @@ def serve(
                 app = build_app(sleuth, client=client, signing_secret=tokens.signing_secret)
             except Exception as exc:  # Bolt's auth.test at start: a refused token or an unreachable Slack
                 raise ServeError(f"Slack did not accept SLACK_BOT_TOKEN at {api_url()}: {exc}") from exc
-            stack.callback(WorkKeeper(app, sleuth).start().stop)  # heartbeats; replays work a dead process left
+            keeper = WorkKeeper(app, sleuth).start()  # heartbeats; retries; replays work a dead process left
+            stack.callback(keeper.stop)
+            grace = cfg.slack.shutdown_grace_s
             if http:
                 try:
                     server = SlackHttpServer(app, host, port)
@@ -212,7 +219,12 @@ def serve(
                 typer.echo(f"sleuth: HTTP mode on http://{host}:{server.server_address[1]}{EVENTS_PATH}"
                            f" ({'demo scenario' if demo else 'config sources'}, state in {sleuth.store.backend})",
                            err=True)
-                server.serve_forever(poll_interval=0.2)
+                try:
+                    server.serve_forever(poll_interval=0.2)
+                except KeyboardInterrupt:
+                    pass
+                server.server_close()  # no more requests: Slack's retries go to another replica
+                _stop_gracefully(sleuth, keeper, grace, drain)
             else:
                 from slack_bolt.adapter.socket_mode import SocketModeHandler
 
@@ -230,11 +242,27 @@ def serve(
                     stopped.wait()
                 except KeyboardInterrupt:
                     pass
+                handler.close()  # no more envelopes: Slack gives them to another connection
+                _stop_gracefully(sleuth, keeper, grace, drain)
     except (ServeError, ConfigError, StoreError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2)
     except KeyboardInterrupt:
         pass
+
+
+def _stop_gracefully(sleuth, keeper, grace: float, drain) -> None:
+    """Let running work finish within ``grace`` seconds, else hand it back and leave at once: the
+    threads still running never see the store close under them (their users would see the error),
+    and never post anything after their work was handed back."""
+    typer.echo(f"sleuth: stopping; running work has {grace:.0f} s to finish", err=True)
+    running = drain(sleuth, keeper, grace)
+    if running:
+        typer.echo(f"sleuth: handed back {len(running)} unfinished pieces of work; exiting", err=True)
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 def register(app: typer.Typer) -> None:
