@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
@@ -288,3 +288,36 @@ def route(batch: AlertBatch, config: AlertsConfig) -> Routed | None:
         value = labels.get(config.severity_label, "").strip().lower()
         severity = config.severities.get(value)
     return Routed(channel, severity)
+
+
+def batch_to_dict(batch: AlertBatch) -> dict[str, Any]:
+    """A batch as JSON-ready data (the work body that carries it through the store)."""
+    return asdict(batch)
+
+
+def batch_from_dict(data: dict[str, Any]) -> AlertBatch:
+    alerts = [Alert(**item) for item in data.get("alerts") or []]
+    return AlertBatch(**{**data, "alerts": alerts})
+
+
+def alert_states(keys: list[str]) -> dict[str, int]:
+    """From timeline entry keys ``alert:<fingerprint>:<status>:<start>`` (oldest first): how many
+    alerts are firing and how many resolved, each alert counted once by its latest state."""
+    latest: dict[str, str] = {}
+    for key in keys:
+        parts = key.split(":")
+        if len(parts) >= 3 and parts[0] == "alert":
+            latest[parts[1]] = parts[2]
+    return {"firing": sum(1 for s in latest.values() if s == "firing"),
+            "resolved": sum(1 for s in latest.values() if s == "resolved")}
+
+
+def entry_key(alert: Alert) -> str:
+    """The timeline key of an alert's state: a repeat finds it there, a re-fire (a new start) does not."""
+    return f"alert:{alert.fingerprint}:{alert.status}:{int(alert.starts_at or 0)}"
+
+
+def entry_text(alert: Alert) -> str:
+    where = f" on {alert.service}" if alert.service else ""
+    summary = f": {alert.summary}" if alert.summary != alert.name else ""
+    return f"Alert {alert.status}: {alert.name}{where}{summary}"

@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
+from bot.alerts import AlertsConfig
 from index.config import MemoryConfig
 from tools.changes import ChangesConfig
 from tools.logs import LogsConfig
@@ -249,6 +250,7 @@ class SleuthConfig(BaseModel):
     safety: SafetyConfig = Field(default_factory=SafetyConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
     slack: SlackConfig = Field(default_factory=SlackConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig, description="the alert intake on sleuth serve")
 
 
 _VAR = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")

@@ -279,3 +279,31 @@ def test_bad_lengths_and_huge_bodies_get_an_answer_not_a_broken_pipe(webhook):
     # And the listener still serves the next sender.
     ok = httpx.post(f"http://127.0.0.1:{port}/changes", json=GOOD, timeout=10)
     assert ok.status_code == 202 and [c.id for c in store.between(0, 4102444800)] == ["c1"]
+
+
+# --- Slack's HTTP-mode listener -----------------------------------------------------------------
+
+
+def test_the_slack_listener_answers_bad_bodies_with_a_json_4xx():
+    from bot.slack.serve import SlackHttpServer
+
+    class Refusing:
+        def dispatch(self, request):  # a body that got this far would be Bolt's to judge
+            raise AssertionError("a bad body reached the app")
+
+    server = SlackHttpServer(Refusing(), "127.0.0.1", 0)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    port = server.server_address[1]
+    try:
+        code, answer = raw_request(port, b"POST /slack/events HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n")
+        assert code == 400 and "Content-Length" in answer["error"]
+        body = b"payload=\xff\xfe"
+        code, answer = raw_request(port, b"POST /slack/events HTTP/1.1\r\nHost: x\r\nContent-Length: "
+                                   + str(len(body)).encode() + b"\r\n\r\n", body)
+        assert code == 400 and "UTF-8" in answer["error"]
+        response = httpx.post(f"http://127.0.0.1:{port}/slack/events", content=b"x" * 10_000_000, timeout=30)
+        assert response.status_code == 413 and "MB" in response.json()["error"]
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -36,6 +36,7 @@ from bot.config import SafetyConfig
 from bot.safety import Redactor
 from bot.slack import blocks as B
 from bot.slack import flows
+from bot.slack.alert_intake import ALERT_EVENT
 from bot.slack.outgoing import RedactingWebClient, speak_through
 from bot.slack.commands import Command, UsageError, parse, usage
 from bot.slack.flows import Sleuth, ephemeral, thread_id_of
@@ -43,7 +44,8 @@ from bot.slack.flows import Sleuth, ephemeral, thread_id_of
 log = logging.getLogger("sleuth.slack")
 
 DEFAULT_API_URL = "https://slack.com/api/"
-HANDLED_EVENTS = frozenset({"app_mention", "message", "reaction_added", "reaction_removed", "pin_added"})
+HANDLED_EVENTS = frozenset({"app_mention", "message", "reaction_added", "reaction_removed", "pin_added",
+                            ALERT_EVENT})
 REPLAYED = "sleuth_replayed"  # set in the context of work replayed after its process died
 
 
@@ -194,7 +196,7 @@ def _what(body: dict[str, Any]) -> str:
     kind = (body.get("event") or {}).get("type")
     return {"app_mention": f"{who}message to Sleuth", "message": f"{who}reply in a Sleuth thread",
             "reaction_added": f"{who}timeline reaction", "reaction_removed": f"{who}removed timeline reaction",
-            "pin_added": f"{who}pinned message"}.get(kind or "", f"{who}request")
+            "pin_added": f"{who}pinned message", ALERT_EVENT: "an alert"}.get(kind or "", f"{who}request")
 
 
 def _tell(kwargs: dict[str, Any], text: str) -> None:
@@ -380,6 +382,16 @@ def build_app(sleuth: Sleuth, *, client: WebClient, signing_secret: str | None =
                        text=text, progress=progress_of(work_key(body)))
 
     app.event("message")(ack=ack_only, lazy=[message_work])
+
+    # --- alerts in (bot/slack/alert_intake.py stores them as work of this event type) --------
+
+    @_guarded_here
+    def alert_work(body: dict[str, Any], client: WebClient) -> None:
+        event = body.get("event") or {}
+        flows.alert(sleuth, client, team=_team(body), channel=event.get("channel", ""), batch=event.get("batch") or {},
+                    severity=event.get("severity"), progress=progress_of(work_key(body)))
+
+    app.event(ALERT_EVENT)(ack=ack_only, lazy=[alert_work])
 
     # --- the timeline: reactions and pins ---------------------------------------------------
 

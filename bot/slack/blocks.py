@@ -503,7 +503,7 @@ def error_text(text: str) -> str:
 _KIND_ICON = {"opened": ":rotating_light:", "status": ":arrows_counterclockwise:", "severity": ":bangbang:",
               "commander": ":bust_in_silhouette:", "finding": ":mag:", "decision": ":ballot_box_with_check:",
               "change": ":package:", "manual": ":round_pushpin:", "resolved": ":white_check_mark:",
-              "memory": ":brain:", "note": ":memo:"}
+              "memory": ":brain:", "note": ":memo:", "alert": ":bell:"}
 
 
 def timeline_line(entry: Any) -> str:
@@ -560,6 +560,8 @@ def rollup_blocks(rollup: Any) -> list[dict[str, Any]]:
     lines.append("*Approvers:* " + (", ".join(f"<!subteam^{a}>" if a.startswith("S") else user(a)
                                               for a in getattr(r, "approvers", [])[:10])
                                     or "none configured; the commander decides"))
+    if getattr(r, "alerts", ""):
+        lines.append(f"*Alerts:* {escape(r.alerts)}")
     if r.impact:
         lines.append(f"*Impact:* {clip(prose(r.impact), 500)}")
     lines.append(f"*Best hypothesis:* {clip(prose(r.hypothesis), 500)}" if r.hypothesis
@@ -693,3 +695,30 @@ def modal_values(view: dict[str, Any]) -> dict[str, str | None]:
 
 def bullet(lines: Iterable[str]) -> str:
     return "\n".join(f"• {line}" for line in lines)
+
+
+def alert_message(batch: Any, alerts: Sequence[Any], *, incident_title: str | None, opened: bool) -> tuple[str, list[dict[str, Any]]]:
+    """An alert as it arrives in the channel: what fires (or resolved), its labels, summary and link."""
+    lines = []
+    for alert in alerts:
+        icon = ":rotating_light:" if alert.status == "firing" else ":white_check_mark:"
+        where = f" on *{escape(alert.service)}*" if alert.service else ""
+        head = f"{icon} *Alert {escape(alert.status)}*: {escape(alert.name)}{where}"
+        if alert.summary != alert.name:
+            head += f"\n{prose(clip(alert.summary, 500))}"
+        labels = ", ".join(f"`{escape(k)}={escape(v)}`" for k, v in sorted(alert.labels.items())
+                           if k not in ("alertname",))[:1500]
+        if labels:
+            head += f"\n{labels}"
+        since = f"since {when(alert.starts_at)}" if alert.starts_at else ""
+        source = link(alert.link, "source") if alert.link else ""
+        tail = " · ".join(p for p in (since, source) if p)
+        lines.append(head + (f"\n{tail}" if tail else ""))
+    if batch.truncated:
+        lines.append(f"_{batch.truncated} more alerts in this group were not sent by the alerting tool_")
+    if opened and incident_title:
+        lines.append(f":rotating_light: Opened the incident *{prose(clip(incident_title, 200))}* for this channel; "
+                     "a diagnosis follows in this thread")
+    text = "\n\n".join(lines)
+    fallback = clip(f"Alert {alerts[0].status}: {alerts[0].name}" if alerts else "Alert", MAX_FALLBACK)
+    return escape(fallback), sections(text)[:MAX_BLOCKS]

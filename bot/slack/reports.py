@@ -72,11 +72,23 @@ class Rollup:
     next_steps: list[str] = field(default_factory=list)
     updated_at: float = 0.0
     approvers: list[str] = field(default_factory=list)  # slack.approvers as configured (users U..., groups S...)
+    alerts: str = ""  # "1 firing, 2 resolved": the alerts on its timeline, each by its latest state
+
+
+def alerts_line(timeline: Sequence[TimelineEntry]) -> str:
+    """The incident's alerts by their latest state, or "" when none came in."""
+    from bot.alerts import alert_states
+
+    keys = [e.key for e in timeline if e.kind == "alert" and e.key]
+    if not keys:
+        return ""
+    states = alert_states(keys)
+    return f"{states['firing']} firing, {states['resolved']} resolved"
 
 
 def draft_rollup(incident: Incident, *, pending: Sequence[dict[str, Any]] = (),
                  decisions: Sequence[dict[str, Any]] = (), now: float | None = None,
-                 approvers: Sequence[str] = ()) -> Rollup:
+                 approvers: Sequence[str] = (), alerts: str = "") -> Rollup:
     """Status, severity, commander, duration, impact, best hypothesis, decisions, open questions,
     next steps and the time of the last update, for one incident."""
     now = time.time() if now is None else now
@@ -115,6 +127,7 @@ def draft_rollup(incident: Incident, *, pending: Sequence[dict[str, Any]] = (),
         impact=impact_of(incident), hypothesis=hypothesis_line(live[0] if live else None),
         approved=[_label(d) for d in approved], rejected=[_label(d) for d in rejected],
         open_questions=questions, next_steps=steps, updated_at=incident.updated_at, approvers=list(approvers),
+        alerts=alerts,
     )
 
 
@@ -135,7 +148,7 @@ class Summary:
     action: str | None = None
 
 
-_HIGHLIGHT_KINDS = ("opened", "severity", "finding", "decision", "change", "manual", "status", "resolved")
+_HIGHLIGHT_KINDS = ("opened", "alert", "severity", "finding", "decision", "change", "manual", "status", "resolved")
 
 
 def draft_summary(incident: Incident, *, timeline: Sequence[TimelineEntry], pending: Sequence[dict[str, Any]] = (),
@@ -155,6 +168,9 @@ def draft_summary(incident: Incident, *, timeline: Sequence[TimelineEntry], pend
         what += f" Sleuth's best hypothesis: {hypothesis_line(top)}"
     if incident.resolution:
         what += f" Resolution note: {incident.resolution}"
+    alerts = alerts_line(timeline)
+    if alerts:
+        what += f" Alerts: {alerts}."
     if top:
         cited = [f"{eid} ({evidence[eid].get('summary', '')[:160]})" for eid in top.get("evidence", []) if eid in evidence][:3]
         root = (f"{str(top.get('category')).replace('_', ' ')} in {top.get('component')}, confidence "

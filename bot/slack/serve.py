@@ -14,6 +14,7 @@ exits without touching the store again, so nothing it was doing fails in front o
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -28,7 +29,11 @@ from typing import Any, Optional
 
 import typer
 
+from tools.httpbody import BodyError, read_body
+from tools.safeload import InputError, decode_text
+
 EVENTS_PATH = "/slack/events"
+SLACK_BODY_MAX_BYTES = 1_000_000  # Slack's largest payloads (view submissions) are far smaller
 
 
 class ServeError(Exception):
@@ -72,8 +77,10 @@ class SlackHttpServer(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128  # the default 5 drops bursts: Slack's retries would then double the work
 
-    def __init__(self, app: Any, host: str, port: int) -> None:
+    def __init__(self, app: Any, host: str, port: int, intake: Any = None) -> None:
         from slack_bolt.request import BoltRequest
+
+        from bot.slack.alert_intake import PATHS as ALERT_PATHS
 
         bolt_app = app
 
@@ -88,8 +95,21 @@ class SlackHttpServer(ThreadingHTTPServer):
 
             def do_POST(self) -> None:  # noqa: N802
                 path, _, query = self.path.partition("?")
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length).decode("utf-8") if length else ""
+                if path.rstrip("/") in ALERT_PATHS:
+                    if intake is None:
+                        self.close_connection = True
+                        self._send(404, {"content-type": ["application/json"]},
+                                   json.dumps({"error": "this server takes no alerts"}))
+                    else:
+                        intake.handle(self, path.rstrip("/"))
+                    return
+                try:
+                    # Slack's payloads are small: a limit, a real length and UTF-8, or a JSON 4xx.
+                    body = decode_text(read_body(self, SLACK_BODY_MAX_BYTES), "the body")
+                except (BodyError, InputError) as exc:
+                    status = exc.status if isinstance(exc, BodyError) else 400
+                    self._send(int(status), {"content-type": ["application/json"]}, json.dumps({"error": str(exc)}))
+                    return
                 if path != EVENTS_PATH:
                     self._send(404, {}, "")
                     return
@@ -183,6 +203,7 @@ def serve(
 ) -> None:
     """Run the Slack app: /diagnose, threads, the timeline, rollups and summaries."""
     from bot.config import ConfigError, load_config
+    from bot.slack.alert_intake import AlertIntake
     from bot.slack.app import WorkKeeper, api_url, build_app, drain, make_client
     from bot.slack.flows import Defaults
     from bot.slack.incidents import StoreError
@@ -206,11 +227,15 @@ def serve(
             except Exception as exc:  # Bolt's auth.test at start: a refused token or an unreachable Slack
                 raise ServeError(f"Slack did not accept SLACK_BOT_TOKEN at {api_url()}: {exc}") from exc
             keeper = WorkKeeper(app, sleuth).start()  # heartbeats; retries; replays work a dead process left
+            if not http and cfg.alerts.address:  # Socket Mode has no HTTP server: alerts get a listener
+                listener = _alert_listener(AlertIntake(app, sleuth), cfg.alerts.address)
+                stack.callback(listener.server_close)
+                stack.callback(listener.shutdown)
             stack.callback(keeper.stop)
             grace = cfg.slack.shutdown_grace_s
             if http:
                 try:
-                    server = SlackHttpServer(app, host, port)
+                    server = SlackHttpServer(app, host, port, intake=AlertIntake(app, sleuth))
                 except OSError as exc:
                     raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; choose another --port") \
                         from exc
@@ -249,6 +274,20 @@ def serve(
         raise typer.Exit(2)
     except KeyboardInterrupt:
         pass
+
+
+def _alert_listener(intake, address: tuple[str, int]):
+    from bot.slack.alert_intake import AlertListener
+
+    try:
+        listener = AlertListener(intake, *address)
+    except OSError as exc:
+        raise ServeError(f"cannot listen for alerts on {address[0]}:{address[1]}: {exc.strerror or exc}; "
+                         "change alerts.listen") from exc
+    threading.Thread(target=listener.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True,
+                     name="sleuth-alerts").start()
+    typer.echo(f"sleuth: alerts on http://{address[0]}:{listener.server_address[1]}/alerts/alertmanager", err=True)
+    return listener
 
 
 def _stop_gracefully(sleuth, keeper, grace: float, drain) -> None:
