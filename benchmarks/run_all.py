@@ -24,6 +24,7 @@ def main() -> int:
         ("bench_slack.py", ["20"]),
         ("bench_prometheus.py", ["1" if quick else "3"]),
         ("bench_bad_input.py", []),
+        ("bench_alerts.py", ["20" if quick else "50"]),
         ("bench_scenarios.py", [str(HERE.parent / "scenarios")]
          + ([] if quick else [str(p) for p in (NEZHA / "ob", NEZHA / "tt") if p.is_dir()])),
     ]

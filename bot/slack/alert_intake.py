@@ -14,6 +14,7 @@ from __future__ import annotations
 import hmac
 import logging
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -31,6 +32,7 @@ MAX_ALERT_BODY = 5_000_000  # Alertmanager groups can be large; its own max_aler
 class AlertIntake:
     def __init__(self, app: Any, sleuth: Any) -> None:
         self.app, self.sleuth = app, sleuth
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sleuth-alerts")
         self._team: str | None = None
         self._team_lock = threading.Lock()
 
@@ -63,19 +65,25 @@ class AlertIntake:
         if routed is None:
             return HTTPStatus.UNPROCESSABLE_ENTITY, {
                 "error": "no route matches this alert and alerts.channel is not set; add a default channel"}
-        key = f"event:{batch.key}"
-        store = self.sleuth.store
-        if store.work_state(key) is not None:
-            return HTTPStatus.OK, {"duplicate": True, "key": batch.key}
         body = self._body(batch, routed.channel, routed.severity)
-        from slack_bolt.request import BoltRequest
-
-        # Claimed (stored) by the app's claim middleware before dispatch returns; the work runs lazily.
-        self.app.dispatch(BoltRequest(body=body, mode="socket_mode"))
-        if store.work_state(key) is None:
-            return HTTPStatus.SERVICE_UNAVAILABLE, {"error": "the alert could not be stored; send it again"}
+        # Stored (claimed by this process) before the answer; a repeat of the group finds it there.
+        if not self.sleuth.store.claim_work(f"event:{batch.key}", body, owner=self.sleuth.owner,
+                                            stale_after=self.sleuth.config.slack.takeover_after_s):
+            return HTTPStatus.OK, {"duplicate": True, "key": batch.key}
+        # The work itself runs as a replayed event would (its claim is held), off the sender's time.
+        self._pool.submit(self._dispatch, body)
         return HTTPStatus.ACCEPTED, {"accepted": batch.key, "channel": routed.channel,
                                     "alerts": len(batch.alerts), "status": batch.status}
+
+    def _dispatch(self, body: dict[str, Any]) -> None:
+        from slack_bolt.request import BoltRequest
+
+        from bot.slack.app import REPLAYED
+
+        try:
+            self.app.dispatch(BoltRequest(body=body, mode="socket_mode", context={REPLAYED: True}))
+        except Exception:  # noqa: BLE001 - still claimed: the WorkKeeper replays it once the claim goes stale
+            log.exception("could not start the work of alert %s", body.get("event_id"))
 
     def _body(self, batch: AlertBatch, channel: str, severity: int | None) -> dict[str, Any]:
         return {"type": "event_callback", "event_id": batch.key, "team_id": self.team(),

@@ -1167,7 +1167,7 @@ def alert(sleuth: Sleuth, client: WebClient, *, team: str, channel: str, batch: 
     known_service = service if service and (service in sleuth.known_services or not sleuth.known_services) else None
     # One diagnosis per service per incident: a new alert on the same service joins the first one's.
     if not p.get("diagnosing") and store.add_entry(
-            incident.id, kind="note", key=f"alert-diagnosis:{known_service or '*'}",
+            incident.id, kind="note", key=f"alert-diagnosis:{service or '*'}",
             text=f"Sleuth diagnoses the alert {firing[0].name}" + (f" on {service}" if service else "")) is None:
         return
     p.set(diagnosing=True)
