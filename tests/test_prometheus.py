@@ -260,3 +260,13 @@ async def test_one_server_can_hold_several_files_at_different_dates(prometheus, 
         await prom.aclose()
     assert early.values.tolist() == [SERIES[0][2][T0 + 60 * k] for k in range(11)]
     assert late.values.tolist() == [0.5 + k for k in range(11)]
+
+
+async def test_a_week_long_range_is_asked_with_a_step_prometheus_accepts(backend):
+    # 8 days at 60 s would be 11,521 points per series: Prometheus refuses more than 11,000. The
+    # step grows with the span instead, and the backfilled samples still come back.
+    end = T0 + MINUTES * 60
+    found = await backend.query_range(CHECKOUT, end - 8 * 86400, end, 60.0)
+    assert found and len(found[0].timestamps) > 10
+    steps = {float(b - a) for a, b in zip(found[0].timestamps, found[0].timestamps[1:])}
+    assert min(steps) >= 63
