@@ -8,8 +8,8 @@ Usage: python3 benchmarks/bench_agent.py [SCENARIO_DIR ...]   (default: the bund
    own total (sources and analysis), median and max. Goal: <= 50 ms.
 3. With the scripted OpenAI-compatible server (tests/openai_standin.py) on 127.0.0.1: a model
    that queries the top hypothesis's metric, the top component's error logs and the changes, then
-   answers. Prompt tokens per investigation, what they would have been with raw tool outputs, and
-   the compaction ratio of the tool outputs.
+   answers. Prompt tokens per investigation, what they would have been with raw tool outputs, the
+   compaction ratio of the tool outputs, and where the model's part spent its time (model.time).
 """
 
 from __future__ import annotations
@@ -79,9 +79,11 @@ def with_scripted_model(folders: list[Path]) -> list[dict]:
             server.default = step
             turn = Agent(config).start(f"bench-model:{n}", loaded.request.symptom, service=loaded.request.service,
                                        window=loaded.request.window, at=loaded.request.at, clarify=False)
+            when = turn.diagnosis["model"].get("time") or {}
             rows.append({"scenario": folder.name, **{k: turn.diagnosis["model"].get(k) for k in (
                 "status", "prompt_tokens", "completion_tokens", "prompt_tokens_if_raw", "tool_calls",
-                "tool_output_raw_chars", "tool_output_chars", "compaction_ratio")}})
+                "tool_output_raw_chars", "tool_output_chars", "compaction_ratio")},
+                **{f"time_{k}": when.get(k) for k in ("elapsed_s", "model_s", "tools_s")}})
     return rows
 
 
@@ -115,6 +117,12 @@ def main() -> int:
     print(f"scripted model: prompt tokens per investigation median {statistics.median(prompt):.0f} "
           f"(max {max(prompt)}); with raw tool outputs about {statistics.median(raw):.0f}; "
           f"tool-output compaction ratio median {statistics.median(ratios):.1f}x (min {min(ratios):.1f}x)")
+    elapsed = [r["time_elapsed_s"] for r in rows if r["time_elapsed_s"] is not None]
+    completion = [r["completion_tokens"] for r in rows]
+    print(f"scripted model: completion tokens median {statistics.median(completion):.0f}; the model's part "
+          f"(loop wall time) median {statistics.median(elapsed) * 1000:.0f} ms (max {max(elapsed) * 1000:.0f} ms): "
+          f"waiting on the model median {statistics.median(r['time_model_s'] for r in rows) * 1000:.0f} ms, "
+          f"running tools median {statistics.median(r['time_tools_s'] for r in rows) * 1000:.0f} ms")
     statuses = sorted({r["status"] for r in rows})
     print(f"model statuses: {', '.join(statuses)}")
     return 0 if same else 1

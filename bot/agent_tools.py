@@ -6,9 +6,10 @@ arguments, runs against the configured sources and returns a :class:`ToolResult`
 for the ledger, whose summary is computed here, never written by the model.
 
 Nothing here writes anywhere. The time range is the incident's: from the baseline before the
-window to the question's time (or now, while the incident is live); PromQL that reaches outside
-it (``offset``, ``@``, long range vectors) or selects everything is refused with a reason the model
-reads.
+window to the question's time (or now, while the incident is live); PromQL is parsed, and a query
+that reaches outside it (``offset``, ``@``, ranges longer than the incident), selects everything or
+names other services is refused with a reason the model reads. Metric answers carry Sleuth's own
+finding (departed, normal, unclear, no_data), which claims are checked against (bot.grounding).
 """
 
 from __future__ import annotations
@@ -157,31 +158,112 @@ def check_arguments(name: str, arguments: Any) -> dict[str, Any]:
     return clean
 
 
-_DURATION = re.compile(r"\[(\d+)([smhdwy])(?::\d*[smhdwy]?)?\]")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+SERVICE_LABELS = ("service", "job", "app")  # labels whose values name the incident's services
+_LITERAL_NAME = re.compile(r"[A-Za-z0-9_.:-]+")
 
 
 def check_promql(promql: str, scope: IncidentScope) -> str:
-    """Refuse PromQL that reaches outside the incident or selects everything."""
+    """Refuse PromQL that reaches outside the incident, selects everything or other services.
+
+    The query is parsed (promql-parser, the grammar Prometheus uses), never pattern-matched, so
+    spelling does not matter: no ``offset`` and no ``@`` modifier anywhere (any case, on selectors
+    and subqueries); no range, compound ranges such as ``[1d1h]`` and nested subqueries included,
+    reaching further back than the incident's own time range; every selector names its metric
+    (``{__name__!=""}`` and ``{job=~".+"}`` select everything); and a service, job or app label
+    may only name the incident's services, exactly or as an alternation of their names.
+    """
+    import promql_parser as pp
+
     text = promql.strip()
     if not text:
         raise ToolArgumentError("promql is empty")
     if len(text) > 2000:
         raise ToolArgumentError("promql is longer than 2000 characters; ask a narrower question")
-    if re.search(r"\boffset\b", text) or re.search(r"@\s*[\d(]|@\s*(start|end)\(", text):
-        raise ToolArgumentError("offset and @ modifiers are not allowed: queries stay inside the incident's time range")
-    longest = scope.end - scope.start
-    for amount, unit in _DURATION.findall(text):
-        if int(amount) * _UNITS[unit] > longest:
-            raise ToolArgumentError(f"the range [{amount}{unit}] is longer than the incident's time range; use a shorter one")
-    selectors = re.findall(r"\{([^}]*)\}", text)
-    if not selectors and not re.search(r"[a-zA-Z_:][a-zA-Z0-9_:]*", text):
+    if "`" in text:
+        raise ToolArgumentError("write label values in double quotes, not backticks")
+    try:
+        tree = pp.parse(text)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # noqa: BLE001 - the parser's Rust panics are not Exceptions
+        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise ToolArgumentError(f"not valid PromQL ({first}); nothing was run") from None
+    longest = max(0.0, scope.end - scope.start)
+    services = set(scope.services or [])
+
+    seen: list[str] = []
+
+    def selector(node) -> None:
+        seen.append(node.name or "")
+        if node.offset is not None or node.at is not None:
+            raise ToolArgumentError("offset and @ modifiers are not allowed: queries stay inside the incident's time range")
+        groups = [list(node.matchers.matchers)] + [list(g) for g in node.matchers.or_matchers]
+        for group in groups:
+            named = bool(node.name) or any(m.name == "__name__" and m.op == pp.MatchOp.Equal and m.value
+                                           for m in group)
+            if not named:
+                raise ToolArgumentError("a selector without a metric name matches everything and is not allowed; "
+                                        "name a metric, e.g. http_error_ratio{service=\"checkout\"}")
+            for m in group:
+                if m.name == "__name__" and m.op != pp.MatchOp.Equal:
+                    raise ToolArgumentError("the metric name must be given exactly, not by a pattern or a negation")
+                if m.name in SERVICE_LABELS and services:
+                    _check_service_matcher(pp, m, services)
+
+    def reach(node) -> float:
+        """How far before each evaluation time the node reads, in seconds."""
+        kind = type(node).__name__
+        if kind == "VectorSelector":
+            selector(node)
+            return 0.0
+        if kind == "MatrixSelector":
+            selector(node.vector_selector)
+            return node.range.total_seconds()
+        if kind == "SubqueryExpr":
+            if node.offset is not None or node.at is not None:
+                raise ToolArgumentError("offset and @ modifiers are not allowed: queries stay inside the incident's time range")
+            return node.range.total_seconds() + reach(node.expr)
+        if kind == "Call":
+            return max([reach(arg) for arg in node.args] or [0.0])
+        if kind == "AggregateExpr":
+            return max(reach(node.expr), reach(node.param) if node.param is not None else 0.0)
+        if kind == "BinaryExpr":
+            return max(reach(node.lhs), reach(node.rhs))
+        if kind in ("ParenExpr", "UnaryExpr"):
+            return reach(node.expr)
+        if kind in ("NumberLiteral", "StringLiteral"):
+            return 0.0
+        raise ToolArgumentError(f"PromQL with a {kind} is not allowed here")
+
+    back = reach(tree)
+    if back > longest:
+        raise ToolArgumentError(f"the query reads {pp.display_duration(_timedelta(back))} back, longer than the "
+                                f"incident's time range ({pp.display_duration(_timedelta(longest))}); use a shorter range")
+    if not seen:
         raise ToolArgumentError("promql selects no metric")
-    for body in selectors:
-        matchers = [m.strip() for m in body.split(",") if m.strip()]
-        if matchers and all(re.fullmatch(r'[a-zA-Z_]+\s*=~\s*"\.[*+]"', m) for m in matchers):
-            raise ToolArgumentError("a selector that matches everything is not allowed; name a metric or a service")
     return text
+
+
+def _timedelta(seconds: float):
+    from datetime import timedelta
+
+    return timedelta(seconds=int(seconds))
+
+
+def _check_service_matcher(pp, matcher, services: set[str]) -> None:
+    if matcher.op == pp.MatchOp.Equal:
+        if matcher.value and matcher.value not in services:
+            raise ToolArgumentError(f"{matcher.name}={matcher.value!r} is not a service of this incident; "
+                                    f"its services: {', '.join(sorted(services)[:20])}")
+        return
+    if matcher.op == pp.MatchOp.Re:
+        names = matcher.value.split("|")
+        if all(_LITERAL_NAME.fullmatch(n) and n in services for n in names):
+            return
+        raise ToolArgumentError(f"{matcher.name}=~{matcher.value!r} may select services outside this incident; "
+                                f"name them, e.g. {matcher.name}=~\"{'|'.join(sorted(services)[:2])}\"")
+    raise ToolArgumentError(f"a negative {matcher.name} matcher selects services outside this incident; "
+                            "name the services instead")
 
 
 class Toolbox:
@@ -255,9 +337,14 @@ class Toolbox:
             summary = f"{summary} ({note})"
             compact = {"note": note, **compact} if isinstance(compact, dict) else compact
         link = backend.link(query, self.scope.start, self.scope.end)
+        finding = series_finding(compact, raw)
+        components = sorted({str(s["labels"].get(label)) for s in raw for label in SERVICE_LABELS
+                             if s["labels"].get(label) in (self.scope.services or [])})
+        summary = f"{summary} [{finding}]"
         return ToolResult("query_metrics", {"promql": query}, cap(compact, self.cap_chars), raw_chars(raw),
                           {"source": "metrics", "query": query, "summary": summary, "link": link,
-                           "details": {"compact": compact}})
+                           "component": components[0] if len(components) == 1 else None,
+                           "details": {"compact": compact, "finding": finding, "components": components}})
 
     def _search_logs(self, service: str, text: str | None = None, level: str | None = None) -> ToolResult:
         from tools.logs import LokiClient, build_logql, read_files
@@ -328,9 +415,19 @@ class Toolbox:
             compact["failures"] = failures
         query = f"changes {iso(start)}..{iso(self.scope.end)}" + (f" for {service}" if service else "")
         summary = f"{len(items)} changes" + (f" to {service}" if service else "") + f" in {iso(start)}..{iso(self.scope.end)}"
+        changed: dict[str, list[str]] = {}
+        for item in items:
+            changed.setdefault(item["service"], [])
+            if item["kind"] not in changed[item["service"]]:
+                changed[item["service"]].append(item["kind"])
+        # What the listing covers, for checking a claim against it: a service it covers and that is
+        # absent from ``changed`` had no change in the span (only when no feed failed).
+        covered = ([service] if service else list(self.scope.services)) if not failures else []
         return ToolResult("list_changes", {"service": service, "minutes": minutes}, cap(compact, self.cap_chars),
                           raw_chars(items), {"source": "changes", "query": query, "summary": summary,
-                                             "component": service, "details": {"compact": compact}})
+                                             "component": service,
+                                             "details": {"compact": compact, "changed": changed, "covered": covered,
+                                                         "span": [iso(start), iso(self.scope.end)]}})
 
     def _check_service(self, service: str) -> ToolResult:
         from bot.investigate import InvestigationRequest, run_investigation
@@ -350,9 +447,11 @@ class Toolbox:
         lead = top[0] if top else None
         summary = (f"focused on {service}: " + (f"top hypothesis {lead['category']} on {lead['component']} "
                                                  f"({lead['confidence']:.2f})" if lead else "no hypothesis"))
+        finding = "departed" if out["onset"] else "normal"
         return ToolResult("check_service", {"service": service}, cap(out, self.cap_chars), raw_chars(diagnosis),
                           {"source": "metrics", "query": f"investigation focused on {service}", "summary": summary,
-                           "component": service, "details": {"compact": out}})
+                           "component": service, "details": {"compact": out, "finding": finding,
+                                                             "components": [service]}})
 
     def _similar_incidents(self, text: str) -> ToolResult:
         from index.store import Memory
@@ -390,6 +489,25 @@ _LEVELS = ("debug", "info", "warn", "error", "fatal")
 
 def _levels_at_least(level: str) -> list[str]:
     return list(_LEVELS[_LEVELS.index(level):]) if level in _LEVELS else []
+
+
+DEPARTED_Z = 6.0  # a series this far (smoothed robust z) from its baseline departed
+NORMAL_Z = 3.0  # every series this close stayed normal
+
+
+def series_finding(compact: dict[str, Any], raw: list[dict[str, Any]]) -> str:
+    """What a query's answer shows, computed by Sleuth: departed, normal, unclear or no_data."""
+    if not raw or not any(s["values"] for s in raw):
+        return "no_data"
+    items = compact.get("series") or []
+    scores = [float(item.get("departure") or 0.0) for item in items if item.get("n")]
+    if not scores or any("departure" not in item for item in items if item.get("n")):
+        return "unclear"  # no baseline to compare against
+    if max(scores) >= DEPARTED_Z:
+        return "departed"
+    if max(scores) <= NORMAL_Z:  # series are ranked by departure: those left out departed less
+        return "normal"
+    return "unclear"
 
 
 def _series_headline(compact: dict[str, Any]) -> str:

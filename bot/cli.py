@@ -81,9 +81,16 @@ def _run(request, config, *, as_json: bool, charts: Optional[Path]) -> None:
         return
     console = _console()
     render(Diagnosis.from_dict(turn.diagnosis), console)
-    narrative = turn.diagnosis.get("narrative") or {}
-    if narrative.get("summary"):
-        console.print(f"[bold]Model:[/bold] {narrative['summary']}")
+    from rich.markup import escape
+
+    from bot.narrate import describe_narrative
+
+    for line in describe_narrative(turn.diagnosis):
+        console.print(f"[bold]Model:[/bold] {escape(line)}")
+    model = turn.diagnosis.get("model") or {}
+    if model.get("status") not in (None, "not_configured"):
+        console.print(f"[dim]model {escape(str(model.get('name')))}: {escape(str(model.get('status')))}"
+                      + (f" ({escape(model['note'])})" if model.get("note") else "") + "[/dim]")
     if charts is not None:
         console.print(f"charts: {', '.join(turn.charts) or 'none (no anomalous signal to draw)'}")
 
@@ -130,13 +137,17 @@ def diagnose(
 def demo(
     as_json: bool = typer.Option(False, "--json", help="print the diagnosis as JSON"),
     charts: Optional[Path] = typer.Option(None, "--charts", help="write PNG charts of the top signals here"),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="sleuth.yml for settings other than sources "
+                                                                          "(model:, agent:, safety:)"),
 ) -> None:
-    """Run the bundled demo scenario end to end: no server, no key."""
+    """Run the bundled demo scenario end to end: no server, no key. With a model configured
+    (SLEUTH_LLM_BASE_URL and SLEUTH_LLM_MODEL, or model: in --config), the model takes part."""
 
     def work() -> None:
+        from bot.config import load_config
         from bot.scenario import DEMO_SCENARIO, SCENARIOS_DIR, load_scenario
 
-        loaded = load_scenario(SCENARIOS_DIR / DEMO_SCENARIO)
+        loaded = load_scenario(SCENARIOS_DIR / DEMO_SCENARIO, load_config(config))
         if not as_json:
             _console().print(f"[bold]Demo:[/bold] {loaded.description.title}\n"
                              f"[dim]\"{loaded.request.symptom}\" at {loaded.description.at}, "

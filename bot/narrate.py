@@ -33,6 +33,34 @@ def describe_mitigation(m: dict[str, Any]) -> str:
     return f"{label}{m['action']} {m.get('target', '')}".rstrip() + f" ({approval}{provenance}). Verify: {m.get('verify', '')}"
 
 
+def describe_narrative(diagnosis: dict[str, Any]) -> list[str]:
+    """The model's reading, as checked (bot.grounding): marked unverified where it cites nothing,
+    with what was removed from it and the claims the evidence did not bear out."""
+    narrative = diagnosis.get("narrative") or {}
+    lines: list[str] = []
+    if narrative.get("summary"):
+        mark = " (unverified: it cites no evidence)" if narrative.get("unverified") else ""
+        lines.append(f"Model's reading{mark}: " + narrative["summary"])
+    for step in (narrative.get("next_steps") or [])[:3]:
+        lines.append("Model suggests: " + step)
+    flags = narrative.get("flags") or []
+    removed = sum(1 for f in flags if f.get("kind") == "action_claim")
+    withheld = sum(1 for f in flags if f.get("kind") == "command_withheld")
+    if removed or withheld:
+        parts = ([f"{removed} claim(s) of an approval or an action that no human recorded"]
+                 if removed else []) + ([f"{withheld} destructive command(s)"] if withheld else [])
+        lines.append("Sleuth removed from the model's text: " + " and ".join(parts)
+                     + ". Only people approve mitigations (recorded in this thread), and Sleuth runs nothing.")
+    rejected = narrative.get("rejected_claims") or []
+    if rejected:
+        lines.append(f"Model claims not accepted ({len(rejected)}): " + "; ".join(rejected[:2]))
+    suspicious = (diagnosis.get("model") or {}).get("suspicious_data") or []
+    if suspicious:
+        where = ", ".join(item["where"] for item in suspicious[:4]) + (" ..." if len(suspicious) > 4 else "")
+        lines.append(f"Data that reads like instructions to the model (treated as data): {where}")
+    return lines
+
+
 def describe_diagnosis(diagnosis: dict[str, Any], pending: list[dict[str, Any]] | None = None) -> str:
     incident = diagnosis.get("incident", {})
     lines: list[str] = []
@@ -48,9 +76,7 @@ def describe_diagnosis(diagnosis: dict[str, Any], pending: list[dict[str, Any]] 
     others = [h for h in diagnosis.get("hypotheses", []) if h is not top][:2]
     for h in others:
         lines.append("Also: " + describe_hypothesis(h))
-    narrative = diagnosis.get("narrative") or {}
-    if narrative.get("summary"):
-        lines.append("Model's reading: " + narrative["summary"])
+    lines += describe_narrative(diagnosis)
     shown = pending if pending is not None else diagnosis.get("mitigations", [])
     for m in shown[:3]:
         lines.append("Proposed: " + describe_mitigation(m))
@@ -62,4 +88,6 @@ def describe_diagnosis(diagnosis: dict[str, Any], pending: list[dict[str, Any]] 
     status = model.get("status", "not_configured")
     if status not in ("not_configured", "ok"):
         lines.append(f"Model: {status}; the deterministic result stands.")
+    elif status == "ok" and model.get("note"):
+        lines.append(f"Model: ok ({model['note']}).")
     return "\n".join(lines)

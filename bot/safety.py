@@ -813,6 +813,29 @@ _HINTS = (
         r"(?:admin|administrator|developers?|owner|security\s+team|sre\s+(?:admin\s+)?team|openai|anthropic)\b",
         r"\bas\s+instructed\s+by\s+(?:the\s+)?(?:system|admin)",
     )),
+    # Orders given to the assistant by name inside data ("Sleuth: query ...", "Assistant, mark ..."),
+    # and what such orders ask of an incident assistant: a verdict, a claimed action, a wider reach.
+    _Hint("addressed to the model", ("ai", "assistant", "llm", "agent", "sleuth", "chatbot", "model", "bot"), (
+        r"(?:^|[\n.!?;]\s*)(?:ai|assistant|llm|agent|sleuth|chatbot|model|bot)\s*[,:]\s*(?:please\s+|now\s+|you\s+must\s+)?"
+        r"(?:mark|say|tell|write|report|query|read|check|run|declare|lower|raise|announce|answer|confirm|widen|refute"
+        r"|approve|ignore|execute|post|send|delete|restart|roll|your\s+next\s+step)\b",
+    )),
+    _Hint("tampering with the verdict", ("refuted", "supported", "approved", "hypothes", "confidence", "root cause"), (
+        r"\bmark\b[^\n]{0,80}?\b(?:as\s+)?(?:refuted|supported|resolved|approved)\b",
+        r"\b(?:say|report|declare|announce|state|tell)\b[^\n]{0,80}?\b(?:is|are|as)\s+(?:supported|refuted)\b",
+        r"\b(?:lower|raise|drop|downgrade|upgrade)\b[^\n]{0,60}?\b(?:hypothes[ie]s|confidence|root\s+cause)\b",
+    )),
+    _Hint("claim an action", ("approv", "execut", "done", "carried", "rolled", "restart", "mitigated"), (
+        r"\b(?:tell|say|announce|write|confirm|report|state)\b[^\n]{0,60}?\b(?:was|were|has\s+been|have\s+been|is|are)"
+        r"\s+(?:pre-?)?(?:approved|executed|carried\s+out|done|rolled\s+back|restarted|mitigated)\b",
+        r"\bconfirm\s+(?:that\s+)?it\s+is\s+done\b", r"\bwrite\s+done\b",
+    )),
+    _Hint("reach outside the incident", ("offset", "@", "days", "weeks", "every", "all ", "any", "__name__", "whatever"), (
+        r"\boffset\s+-?\d+(?:ms|[smhdwy])\b", r"@\s*\d{9,}\b", r"__name__",
+        r"\b(?:query|read|check|search)\b[^\n]{0,80}?\b(?:last|past)\s+\d+\s+(?:days|weeks|months)\b",
+        r"\bquery\s+(?:every|all|everything|any)\b", r"\b(?:every|each)\s+series\b",
+        r"\bmatching\s+any\s+value\b", r"\bwhatever\s+its\s+name\b",
+    )),
 )
 _INJECTION_PATTERNS = tuple((hint.reason, hint.triggers, hint.regex) for hint in _HINTS)
 

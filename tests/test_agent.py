@@ -162,11 +162,29 @@ def test_repeated_malformed_calls_fall_back_to_the_deterministic_result(scenario
     assert turn.decisions == [] and turn.pending[0]["id"] == "fix1"
 
 
-def test_a_malformed_final_answer_gets_one_more_chance(scenario, model):
-    model.queue({"content": "I think it is checkout."}, {"content": "still not json"})
+def test_a_prose_final_answer_is_kept_as_the_models_reading(scenario, model):
+    model.queue({"content": "I think it is checkout's release."})
     turn = start(Agent(with_model(scenario, model)), scenario)
-    assert "not the JSON asked for" in turn.diagnosis["model"]["status"]
+    m, narrative = turn.diagnosis["model"], turn.diagnosis["narrative"]
+    assert m["status"] == "ok" and m["answer_shape"] == "prose" and "prose" in m["note"]
+    assert narrative["summary"] == "I think it is checkout's release." and narrative["unverified"] is True
+    assert "Model's reading (unverified: it cites no evidence): I think it is checkout's release." in turn.text
     assert turn.diagnosis["hypotheses"][0]["component"] == "checkout"
+    assert len(model.chats) == 1  # prose is an answer: nobody is asked twice
+
+
+def test_json_with_slips_is_repaired_and_an_empty_answer_gets_one_more_chance(scenario, model):
+    model.queue({"content": "Here you go:\n```json\n{summary: 'checkout broke [m1]', hypotheses: [], "
+                            "next_steps: ['watch m1',],}\n```"})
+    turn = start(Agent(with_model(scenario, model)), scenario, thread="slips")
+    assert turn.diagnosis["model"]["answer_shape"] == "repaired json"
+    assert turn.diagnosis["narrative"]["summary"] == "checkout broke [m1]"
+    assert turn.diagnosis["narrative"]["next_steps"] == ["watch m1"]
+    assert "unverified" not in turn.diagnosis["narrative"]
+    model.queue({"content": ""}, {"content": "   "})
+    turn = start(Agent(with_model(scenario, model)), scenario, thread="empty")
+    assert turn.diagnosis["model"]["status"] == \
+        "unavailable: the model's answer was empty twice; the deterministic result stands"
 
 
 def test_5xx_and_429_are_retried_then_the_model_is_reported_unavailable(scenario, model):
