@@ -35,3 +35,4 @@ def test_sleuth_demo_runs_from_an_installed_wheel(tmp_path):
     result = json.loads(demo.stdout)
     assert result["hypotheses"][0]["component"] == "checkout"
     assert result["sources"]["incidents"]["status"] == "ok"  # the demo's past incidents shipped too
+    assert result["sources"]["runbooks"]["status"] == "ok"  # and the bundled runbooks
