@@ -125,7 +125,7 @@ def main() -> int:
             sent, acks = {}, {}
             cpu_before, own_before = cpu_seconds(process.pid), time.process_time()
             if os.environ.get("BENCH_PYSPY"):  # a flame profile of the serve process during the burst
-                spy = subprocess.Popen(["py-spy", "record", "-p", str(process.pid), "-d", "12", "-f", "raw",
+                subprocess.Popen(["py-spy", "record", "-p", str(process.pid), "-d", "12", "-f", "raw",
                                         "-o", os.environ["BENCH_PYSPY"], "--nonblocking"])
             barrier = threading.Barrier(n)
 
@@ -148,7 +148,9 @@ def main() -> int:
                   f"(median {statistics.median(full.values()):.2f} s each)")
         finally:
             if os.environ.get("BENCH_KEEP_LOG"):
-                import shutil; shutil.copy(Path(tmp) / "serve.log", os.environ["BENCH_KEEP_LOG"])
+                import shutil
+
+                shutil.copy(Path(tmp) / "serve.log", os.environ["BENCH_KEEP_LOG"])
             process.send_signal(signal.SIGTERM)
             try:
                 process.wait(timeout=20)

@@ -391,13 +391,13 @@ async def scan(backend: MetricsBackend, *, window_start: float, baseline_s: floa
             if owner:
                 counts[owner[1]] += 1
         label_of[component] = max(sorted(counts), key=lambda k: counts[k]) if counts else "job"
-        by_component[component] = [l for l in by_component[component]
-                                   if l.get(label_of[component]) == component
-                                   or (label_of[component] == "pod" and pods[component].fullmatch(l.get("pod", "")))]
+        by_component[component] = [labels for labels in by_component[component]
+                                   if labels.get(label_of[component]) == component
+                                   or (label_of[component] == "pod" and pods[component].fullmatch(labels.get("pod", "")))]
 
     # 2. Timing.
     probe = None
-    if any(l.get("__name__") == "up" for sets in by_component.values() for l in sets):
+    if any(labels.get("__name__") == "up" for sets in by_component.values() for labels in sets):
         probe = "up"
     elif by_component:
         first = sorted(sets[0]["__name__"] for sets in by_component.values() if sets)
@@ -418,7 +418,7 @@ async def scan(backend: MetricsBackend, *, window_start: float, baseline_s: floa
         custom = services[component].signals if component in services else {}
         catalog = dict(custom)
         if component in focus:
-            have = {l["__name__"] for l in by_component.get(component, [])}
+            have = {labels["__name__"] for labels in by_component.get(component, [])}
             for signal in DEFAULT_SIGNALS:
                 query = signal.query_for(component)
                 if not query or signal.name in catalog:

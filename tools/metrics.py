@@ -426,7 +426,7 @@ class EmbeddedBackend:
 
     async def label_values(self, label: str, start: float, end: float) -> list[str]:
         labels = await self.series([f'{{{label}=~".+"}}'], start, end)
-        return sorted({l[label] for l in labels})
+        return sorted({found[label] for found in labels})
 
     async def metadata(self) -> dict[str, str]:
         self._load()

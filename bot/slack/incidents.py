@@ -220,7 +220,7 @@ class _Database:
                         names = [d[0] for d in cur.description]
                         rows = [dict(zip(names, row)) for row in cur.fetchall()]
                     return cur.rowcount, rows
-                except Exception as exc:  # a dropped PostgreSQL connection is reopened once
+                except Exception:  # a dropped PostgreSQL connection is reopened once
                     if self.postgres and attempt == 1 and self._tx_thread is None and self._conn.closed:
                         self._connect()
                         continue

@@ -68,9 +68,9 @@ def realtime_gateway_leak() -> Scenario:
     gw = sc.http_service("realtime-gateway", 140, errors=0.0025, p99=0.22, memory=0.42)
     gw["restarts"] = sc.counter("pod_restarts", "realtime-gateway", 0.003)
     fan = sc.http_service("notification-fanout", 55, errors=0.003, p99=None)
-    presence = sc.metric("cache_latency_p99_seconds", "presence-cache", 0.018, amp=0.1, noise=0.08)
+    sc.metric("cache_latency_p99_seconds", "presence-cache", 0.018, amp=0.1, noise=0.08)
     presence_rps = sc.metric("http_requests_per_second", "presence-cache", 900)
-    prof = sc.http_service("profile-api", 85, errors=0.002, p99=0.09)
+    sc.http_service("profile-api", 85, errors=0.002, p99=0.09)
 
     # the leak: memory climbs linearly from the deploy, then pods are OOM-killed and restart in turn
     mem = gw["memory"]
@@ -232,7 +232,7 @@ def qa_topk_cost_spike() -> Scenario:
         reqs[tenant] = sc.metric("llm_requests_per_second", "model-gateway", rps, tenant=tenant)
         cost[tenant] = sc.metric("llm_cost_usd_per_minute", "model-gateway", usd, tenant=tenant)
     gw_ttft = sc.metric("llm_time_to_first_token_p99_seconds", "model-gateway", 1.05, amp=0.15, noise=0.06)
-    gw_err = sc.metric("http_error_ratio", "model-gateway", 0.002, amp=0.05, noise=0.2)
+    sc.metric("http_error_ratio", "model-gateway", 0.002, amp=0.05, noise=0.2)
     qa = sc.http_service("qa-orchestrator", 9.0, errors=None, p99=3.1)
     qa_tok = sc.metric("llm_tokens_per_request", "qa-orchestrator", 2350, amp=0.04, noise=0.05)
     ds = sc.http_service("doc-search", 9.5, errors=None, p99=0.085)

@@ -473,8 +473,8 @@ def catalog_n_plus_one():
     api = sc.http("catalog-api", rps=310, err=0.0009, p99=0.27, cpu=0.41, pool=0.33)
     pg_cpu = sc.metric("cpu_utilization_ratio", "catalog-pg", 0.34, noise=0.03)
     pg_lat = sc.metric("db_query_latency_p99_seconds", "catalog-pg", 0.011, noise=0.05)
-    pr = sc.http("pricing-svc", err=0.0021, p99=0.065)
-    img_cpu = sc.metric("cpu_utilization_ratio", "image-resizer", 0.52, noise=0.09, amp=0.5)
+    sc.http("pricing-svc", err=0.0021, p99=0.065)
+    sc.metric("cpu_utilization_ratio", "image-resizer", 0.52, noise=0.09, amp=0.5)
     img_p99 = sc.metric("http_request_latency_p99_seconds", "image-resizer", 0.9, noise=0.08)
     img_p99.spikes(every=180, height=0.35, dur=4)
 
@@ -527,14 +527,14 @@ def recs_ranker_flag():
     onset = sc.ago(22)
     sc.routine(["shop-web", "recs-service", "search-svc", "profile-svc", "feature-store"], 9)
     decoy = sc.deploy(onset - 5, "search-svc", "synonym dictionary refresh + bm25 tuning", "ines.v", "minor")
-    flag = sc.change(onset - 2, "recs-service", "flag",
+    sc.change(onset - 2, "recs-service", "flag",
                      "flag recs.ranker.two_tower_v2: rollout 5% -> 100% (EXP-812 ship decision)", "m.okafor")
 
     web = sc.http("shop-web", rps=1250, err=0.0018, p99=0.62)
     recs = sc.http("recs-service", rps=430, err=0.0014, p99=0.14, cpu=0.47)
-    srch = sc.http("search-svc", err=0.0025, p99=0.21, cpu=0.38)
-    prof = sc.http("profile-svc", err=0.0007, p99=0.045)
-    fs_lat = sc.metric("cache_latency_p99_seconds", "feature-store", 0.0042, noise=0.05)
+    sc.http("search-svc", err=0.0025, p99=0.21, cpu=0.38)
+    sc.http("profile-svc", err=0.0007, p99=0.045)
+    sc.metric("cache_latency_p99_seconds", "feature-store", 0.0042, noise=0.05)
     fs_rps = sc.metric("http_requests_per_second", "feature-store", 2900, noise=0.04)
 
     recs["err"].step(onset, 0.105, ramp=2)
@@ -589,11 +589,11 @@ def kb_index_empty_shard():
 
     ev = sc.metric("llm_eval_score", "help-assistant", 0.85, amp=0.02, noise=0.02)
     hal = sc.metric("llm_hallucination_ratio", "help-assistant", 0.04, amp=0.05, noise=0.07)
-    ha = sc.http("help-assistant", rps=38, err=0.0035, p99=6.2)
+    sc.http("help-assistant", rps=38, err=0.0035, p99=6.2)
     hit = sc.metric("retrieval_hit_rate", "kb-retriever", 0.81, amp=0.03, noise=0.025)
     kr = sc.http("kb-retriever", err=0.0008, p99=0.085)
-    emb = sc.http("embedder", p99=0.032, cpu=0.29)
-    ttft = sc.metric("llm_time_to_first_token_p99_seconds", "gen-llm", 1.35, noise=0.06)
+    sc.http("embedder", p99=0.032, cpu=0.29)
+    sc.metric("llm_time_to_first_token_p99_seconds", "gen-llm", 1.35, noise=0.06)
     tpr = sc.metric("llm_tokens_per_request", "gen-llm", 2650, amp=0.06, noise=0.04)
     tk = sc.http("ticket-api", rps=6.5, err=0.0011)
 
@@ -656,7 +656,7 @@ def bus_node_disk_errors():
     oi = sc.http("order-ingest", rps=62, err=0.0009, p99=0.085)
     lag = sc.metric("order_events_queue_depth", "fulfillment-worker", 35, noise=0.1, kind="int")
     fw_cpu = sc.metric("cpu_utilization_ratio", "fulfillment-worker", 0.31)
-    au = sc.http("audit-sink", err=0.0015, p99=0.31)
+    sc.http("audit-sink", err=0.0015, p99=0.31)
 
     # the disk on bus-2 degrades: I/O busy climbs, flushes stall, latency erratic and high
     disk["bus-2"].approach(onset - 4, 0.97, ramp=5, noise=0.01)
@@ -715,8 +715,8 @@ def thumbnail_backlog():
     jl = sc.metric("job_latency_p99_seconds", "media-worker", 4.2, amp=0.25, noise=0.07)
     mem = sc.metric("memory_utilization_ratio", "media-worker", 0.61, amp=0.08, noise=0.02)
     cdn = sc.http("cdn-edge", err=0.0031, p99=0.12)
-    nt = sc.http("notify-svc", rps=140, err=0.0012)
-    mdb = sc.metric("db_query_latency_p99_seconds", "metadata-db", 0.018, noise=0.05)
+    sc.http("notify-svc", rps=140, err=0.0012)
+    sc.metric("db_query_latency_p99_seconds", "metadata-db", 0.018, noise=0.05)
 
     # a heavier day than yesterday: uploads run ~25% above the usual afternoon peak
     up["rps"].scale(onset - 120, 1.25, ramp=110)
@@ -769,10 +769,10 @@ def flash_sale_surge():
     sf = sc.http("storefront", rps=520, err=0.0016, p99=0.48, cpu=0.44)
     cart = sc.http("cart-svc", rps=95, err=0.0011, p99=0.19)
     sess_lat = sc.metric("cache_latency_p99_seconds", "session-cache", 0.0021, noise=0.06)
-    sess_err = sc.metric("cache_error_ratio", "session-cache", 0.0004, noise=0.08, amp=0.05)
+    sc.metric("cache_error_ratio", "session-cache", 0.0004, noise=0.08, amp=0.05)
     pdb_lat = sc.metric("db_query_latency_p99_seconds", "product-db", 0.024, noise=0.05)
     pdb_cpu = sc.metric("cpu_utilization_ratio", "product-db", 0.37)
-    pay = sc.http("payments-gw", err=0.0024, p99=0.72)
+    sc.http("payments-gw", err=0.0024, p99=0.72)
 
     surge = onset - 8
     sf["rps"].scale(surge, 3.05, ramp=10)
@@ -830,8 +830,8 @@ def geocoder_timeouts():
     geo_err = sc.metric("http_error_ratio", "mapgrid-api", 0.0031, noise=0.09, amp=0.1)
     eta = sc.http("delivery-eta", rps=175, err=0.0014, p99=0.36, cpu=0.43)
     oa = sc.http("order-api", rps=88, err=0.0012, p99=0.52)
-    ro = sc.http("routing-engine", p99=0.085, cpu=0.51)
-    ca = sc.http("courier-api", rps=41, p99=0.15)
+    sc.http("routing-engine", p99=0.085, cpu=0.51)
+    sc.http("courier-api", rps=41, p99=0.15)
 
     geo_p99.approach(onset - 1, 3.0, ramp=2, noise=0.02)   # the client's 3s timeout caps it
     geo_err.step(onset - 1, 0.36, ramp=2)
@@ -889,13 +889,13 @@ def ledger_failover_wrong_replica():
 
     led = sc.http("ledger-svc", rps=46, err=0.0008, p99=0.11)
     qerr = sc.metric("db_query_error_ratio", "ledger-pg", 0.0003, noise=0.09, amp=0.05)
-    qlat = sc.metric("db_query_latency_p99_seconds", "ledger-pg", 0.0085, noise=0.05)
+    sc.metric("db_query_latency_p99_seconds", "ledger-pg", 0.0085, noise=0.05)
     cpu_a = sc.metric("cpu_utilization_ratio", "ledger-pg", 0.33, node="pg-ledger-a")
     cpu_c = sc.metric("cpu_utilization_ratio", "ledger-pg", 0.12, noise=0.06, node="pg-ledger-c")
     wal = sc.http("wallet-api", rps=71, err=0.0011, p99=0.24)
     etl = sc.metric("cpu_utilization_ratio", "reporting-etl", 0.22, noise=0.1, amp=0.15)
     etl.spikes(every=60, height=0.45, dur=6)           # hourly extract job
-    au = sc.http("auth-svc", err=0.0006, p99=0.038)
+    sc.http("auth-svc", err=0.0006, p99=0.038)
 
     led["err"].step(onset, 0.43, ramp=1)               # every write; reads are fine
     led["p99"].scale(onset, 0.7, ramp=1)               # failures are fast
@@ -950,10 +950,10 @@ def chat_kv_cache_peak():
     qd = sc.metric("llm_queue_depth", "inference-pool", 2.5, amp=0.6, noise=0.1, kind="count")
     tps = sc.metric("llm_tokens_per_second", "inference-pool", 41, amp=0.12, noise=0.04)
     cf = sc.http("chat-frontend", err=0.0021, p99=4.8)
-    pg = sc.metric("http_request_latency_p99_seconds", "prompt-guard", 0.06, noise=0.05)
+    sc.metric("http_request_latency_p99_seconds", "prompt-guard", 0.06, noise=0.05)
     emb = sc.http("embedding-svc", err=0.0009, p99=0.045)
     emb["p99"].spikes(every=47, height=0.16, dur=3)   # scheduled re-embed batches
-    cs = sc.metric("db_query_latency_p99_seconds", "conversation-store", 0.014, noise=0.04)
+    sc.metric("db_query_latency_p99_seconds", "conversation-store", 0.014, noise=0.04)
 
     ramp0 = onset - 30
     rps.scale(ramp0, 1.5, ramp=30)
@@ -1014,7 +1014,7 @@ def agent_loop_tenant():
     rl = sc.metric("upstream_rate_limited_ratio", "llm-router", 0.0015, amp=0.1, noise=0.09)
     rt = sc.metric("llm_time_to_first_token_p99_seconds", "llm-router", 1.1, noise=0.05)
     tr = sc.http("tool-runner", p99=0.34, cpu=0.26)
-    vs = sc.metric("http_request_latency_p99_seconds", "vector-store", 0.052, noise=0.04)
+    sc.metric("http_request_latency_p99_seconds", "vector-store", 0.052, noise=0.04)
 
     loop = onset - 2
     ten["northwind-freight"].step(loop, 8.6, ramp=5)
