@@ -343,7 +343,7 @@ class Agent:
         turn.setdefault("text", "")
         return Turn(**turn)
 
-    def _model(self):
+    def model_client(self):
         if not self.config.model.configured:
             return None
         if self._model_client is None:
@@ -523,7 +523,7 @@ class Agent:
 
     # reason: the model's tool loop ---------------------------------------------------------------
     def _reason(self, state: AgentState) -> dict[str, Any]:
-        client = self._model()
+        client = self.model_client()
         if client is None:
             return {}
         from bot.reasoning import investigate_with_model

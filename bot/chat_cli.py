@@ -69,7 +69,7 @@ def chat(
     user: Optional[str] = typer.Option(None, "--user", help="your name on decisions (default: your login)"),
 ) -> None:
     """Talk to Sleuth in the terminal: describe the symptom, ask follow-ups, approve mitigations."""
-    from bot.cli import _guard
+    from bot.cli_common import guard
 
     def work() -> None:
         from bot.agent import Agent, open_checkpointer
@@ -123,7 +123,7 @@ def chat(
                         break
             sys.stdout.write(f"bye; resume with: sleuth chat --thread {thread_id}\n")
 
-    _guard(work)
+    guard(work)
 
 
 def register(app: typer.Typer) -> None:

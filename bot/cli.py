@@ -10,9 +10,11 @@ import asyncio
 import json
 import sys
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Optional
 
 import typer
+
+from bot.cli_common import fail, guard
 
 app = typer.Typer(
     add_completion=False,
@@ -20,24 +22,6 @@ app = typer.Typer(
     help="Sleuth: diagnose incidents from metrics, logs, changes and past incidents.",
     pretty_exceptions_enable=False,
 )
-
-
-def _fail(message: str) -> None:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(2)
-
-
-def _guard(work: Callable[[], Any]) -> Any:
-    """Run a command body; user-caused errors end in one sentence and exit code 2."""
-    from bot.config import ConfigError
-    from bot.investigate import RequestError
-
-    try:
-        return work()
-    except (ConfigError, RequestError) as exc:
-        _fail(str(exc))
-    except KeyboardInterrupt:
-        _fail("interrupted")
 
 
 def _console(err: bool = False, width: int | None = None):
@@ -72,7 +56,7 @@ def _run(request, config, *, as_json: bool, charts: Optional[Path]) -> None:
     else:
         turn = start()
     if turn.kind == "error":
-        _fail(turn.text)
+        fail(turn.text)
     if as_json:
         payload = agent.redactor.redact_obj(dict(turn.diagnosis))  # the last step before stdout: nothing skips it
         if charts is not None:
@@ -130,7 +114,7 @@ def diagnose(
         )
         _run(request, cfg, as_json=as_json, charts=charts)
 
-    _guard(work)
+    guard(work)
 
 
 @app.command()
@@ -154,7 +138,7 @@ def demo(
                              f"from {loaded.folder}[/dim]")
         _run(loaded.request, loaded.config, as_json=as_json, charts=charts)
 
-    _guard(work)
+    guard(work)
 
 
 @app.command("eval")
@@ -196,7 +180,7 @@ def eval_(
         console.print("  ".join(f"{k}={summary[k]:.2f}" for k in RATES)
                       + f"  time_ms_median={summary['time_ms_median']}")
 
-    _guard(work)
+    guard(work)
 
 
 @app.command()
@@ -218,7 +202,7 @@ def webhook(
         try:
             server = make_webhook_server(hook, store)
         except OSError as exc:
-            _fail(f"cannot listen on {hook.host}:{hook.port}: {exc.strerror or exc}; choose another --port")
+            fail(f"cannot listen on {hook.host}:{hook.port}: {exc.strerror or exc}; choose another --port")
         typer.echo(f"listening on http://{hook.host}:{server.server_address[1]}/changes, storing in {hook.store}", err=True)
         try:
             server.serve_forever()
@@ -226,7 +210,7 @@ def webhook(
             server.server_close()
             store.close()
 
-    _guard(work)
+    guard(work)
 
 
 def _register_subcommands() -> None:

@@ -352,7 +352,7 @@ def compact_logs(lines: list[str] | list[dict], *, cap_chars: int, k: int = LOG_
     ``service``). Templates are mined per service with the masking of tools/logs.py, sorted by
     count; the top ``k`` that fit in ``cap_chars`` are kept and the rest counted.
     """
-    from tools.logs import _miner  # the drain3 configuration the investigation mines with
+    from tools.logs import new_miner  # the drain3 configuration the investigation mines with
 
     miners: dict[str, Any] = {}
     stats: dict[tuple[str, int], dict[str, Any]] = {}
@@ -366,7 +366,7 @@ def compact_logs(lines: list[str] | list[dict], *, cap_chars: int, k: int = LOG_
         total += 1
         miner = miners.get(service)
         if miner is None:
-            miner = miners[service] = _miner()
+            miner = miners[service] = new_miner()
         cluster = miner.add_log_message(message)["cluster_id"]
         entry = stats.get((service, cluster))
         if entry is None:

@@ -316,7 +316,7 @@ def answer_follow_up(agent, state: dict[str, Any]) -> dict[str, Any]:
     else:
         answer = _other(state)
     usage = state.get("usage") or {}
-    client = agent._model()
+    client = agent.model_client()
     if client is not None:
         answer, cited, ledger, usage = _with_model(agent, client, state, text, answer, cited, ledger)
     answer = agent.redactor.redact(answer)

@@ -13,6 +13,8 @@ from typing import Any, Callable, Optional
 
 import typer
 
+from bot.cli_common import fail, guard
+
 index_app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
@@ -23,20 +25,10 @@ index_app = typer.Typer(
 _MEMORY_HELP = "embedded store folder (default: .sleuth/memory)"
 
 
-def _fail(message: str) -> None:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(2)
-
-
 def _guard(work: Callable[[], Any]) -> Any:
     from index.errors import SleuthIndexError
 
-    try:
-        return work()
-    except SleuthIndexError as exc:
-        _fail(str(exc))
-    except KeyboardInterrupt:
-        _fail("interrupted")
+    return guard(work, SleuthIndexError)
 
 
 def _memory(config_path: Optional[Path], memory: Optional[Path], chroma_host: Optional[str],
@@ -50,18 +42,18 @@ def _memory(config_path: Optional[Path], memory: Optional[Path], chroma_host: Op
         from bot.config import ConfigError, load_config
 
         if memory is not None or chroma_host or chroma_port:
-            _fail("give either --config (its memory: section) or --memory/--chroma-host, not both")
+            fail("give either --config (its memory: section) or --memory/--chroma-host, not both")
         try:
             configured = load_config(config_path).memory
         except ConfigError as exc:
-            _fail(str(exc))
+            fail(str(exc))
         if configured is None:
-            _fail(f"{config_path} has no memory: section; add one (see sleuth.example.yml) or pass --memory DIR")
+            fail(f"{config_path} has no memory: section; add one (see sleuth.example.yml) or pass --memory DIR")
         return Memory(configured)
     if memory is not None and (chroma_host or chroma_port):
-        _fail("give either --memory DIR (embedded) or --chroma-host/--chroma-port (a server), not both")
+        fail("give either --memory DIR (embedded) or --chroma-host/--chroma-port (a server), not both")
     if embedding not in ("hashed", "openai", "onnx-minilm"):
-        _fail(f"unknown --embedding {embedding!r}; use hashed, openai or onnx-minilm")
+        fail(f"unknown --embedding {embedding!r}; use hashed, openai or onnx-minilm")
     server = None
     if chroma_host or chroma_port:
         server = ChromaServerConfig(host=chroma_host or "127.0.0.1", port=chroma_port or 8000, ssl=chroma_ssl)

@@ -120,7 +120,7 @@ class IncidentRecord:
 
     def timestamp(self) -> float | None:
         """The date as Unix seconds (UTC), or None."""
-        return _timestamp(self.date)
+        return record_timestamp(self.date)
 
     def tag_tokens(self) -> str:
         """Structured values as whole tokens (svc_azure_sql_database, sym_availability, op_deployment)."""
@@ -188,7 +188,7 @@ class RunbookRecord:
 # --- small helpers -----------------------------------------------------------------------------
 
 
-def _timestamp(date: str | None) -> float | None:
+def record_timestamp(date: str | None) -> float | None:
     if not date:
         return None
     text = date.strip().replace("Z", "+00:00")
@@ -706,8 +706,9 @@ def _files(paths: Iterable[Path]) -> tuple[list[Path], list[tuple[str, str]]]:
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and not any(
-                part.startswith(".") for part in p.relative_to(path).parts))
+            # Hidden files and what makes a folder a Python package (it ships in the wheel) are not documents.
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.name != "__init__.py" and not any(
+                part.startswith(".") or part == "__pycache__" for part in p.relative_to(path).parts))
             for p in found:
                 if p.name.lower() in ("readme.md", "readme.markdown", "license.md", "changelog.md"):
                     skipped.append((str(p), "a README, not a postmortem"))

@@ -240,10 +240,10 @@ def _since_ts(since: Any) -> float | None:
         return None
     if isinstance(since, (int, float)):
         return float(since)
-    from index.records import _timestamp
+    from index.records import record_timestamp
 
     iso = normalise_date(since, "since")
-    ts = _timestamp(iso)
+    ts = record_timestamp(iso)
     if ts is None:
         raise SleuthIndexError(f"since={since!r} is not a date; write it as YYYY-MM-DD")
     return ts

@@ -110,7 +110,7 @@ def test_qwen_near_json_is_repaired_and_the_prompt_it_copied_is_dropped(demo):
     assert [c["outcome"] for c in when["calls"]] == ["timeout", "ok"]
     assert when["model_s"] <= when["elapsed_s"] <= 20
     assert when["tokens_per_s"] == pytest.approx(8.98, abs=0.05)
-    assert agent._model().answer_tokens(60.0) < 600  # what 9 tokens/s can write in a minute, not 4096
+    assert agent.model_client().answer_tokens(60.0) < 600  # what 9 tokens/s can write in a minute, not 4096
 
 
 def test_qwen_chat_prose_answer_is_kept_and_the_deadline_holds(demo):

@@ -914,11 +914,14 @@ def _candidates(obs: Observations, profiles: dict[str, Profile], service: str | 
                                and _names_in(t, profiles, name))]
         log_core = 0.8 * max((t.strength for t in own_errors), default=0.0) * relation
         # Other components' new errors that blame this one by name ("upstream database postgres
-        # timed out", "no instances available for fares"): the dependency they point at is here,
-        # even when its own series and logs are quiet (a process that is gone reports nothing).
+        # timed out", "no instances available for fares"). When its own metrics are not collected
+        # (an external service, one nobody scrapes), that is the only sign of where it failed; when
+        # they are, and stayed normal, the callers' errors are more likely a knock-on of something
+        # else (a saturated host slows every query) and only say why, below.
         blamed = [(item, caller) for caller, items in blame.items() if caller != name for item in items
                   if name in _names_in(item, profiles, caller)]
-        blamed_core = 0.7 * max((item.strength for item, _ in blamed), default=0.0) * relation
+        blamed_core = 0.0 if profile.series else \
+            0.7 * max((item.strength for item, _ in blamed), default=0.0) * relation
         core = max(core, log_core, blamed_core)
         if name == service and profile.strength == 0:
             # Users report it slow and its own series show nothing, but the host under it

@@ -462,7 +462,7 @@ def strip_header(message: str, level: str) -> str:
     return rest if rest.strip() else message
 
 
-def _miner():
+def new_miner():
     from drain3 import TemplateMiner
     from drain3.masking import MaskingInstruction
     from drain3.template_miner_config import TemplateMinerConfig
@@ -508,7 +508,7 @@ class TemplateMiner:
         where = (record.service, record.level)
         mined = self._miners.get(where)
         if mined is None:
-            mined = self._miners[where] = (_miner(), {})
+            mined = self._miners[where] = (new_miner(), {})
         miner, clusters = mined
         message = record.message
         if message[:1] in _HEADER_FIRST or message[:3] in _HEADER_PREFIXES:  # _may_have_header, inlined

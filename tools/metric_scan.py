@@ -36,7 +36,7 @@ from tools.metric_types import (
     ERROR_STATUS, HOST_QUERIES, declared_type, host_component, host_of, is_host_series, reading_of, rate_window, regex_of,
     status_label,
 )
-from tools.metrics import MetricsBackend, Series, _escape, pod_regex, selector_for
+from tools.metrics import MetricsBackend, Series, escape_value, pod_regex, selector_for
 
 COMPONENT_LABELS = ("service", "job", "app")
 MIN_BASELINE_POINTS = 10  # the detector needs this many baseline points
@@ -88,7 +88,7 @@ class _Planned:
         if self.label is None:
             return self.template
         if len(self.values) == 1:
-            return self.template.replace("{sel}", f'{self.label}="{_escape(self.values[0])}"')
+            return self.template.replace("{sel}", f'{self.label}="{escape_value(self.values[0])}"')
         return self.template.replace("{sel}", f'{self.label}=~"{regex_of(self.values)}"')
 
 
@@ -293,7 +293,7 @@ def _plan(by_component: dict[str, list[dict[str, str]]], label_of: dict[str, str
 def _restricted(planned: _Planned, component: str) -> str:
     if planned.label is None:
         return planned.template
-    return planned.template.replace("{sel}", f'{planned.label}="{_escape(component)}"')
+    return planned.template.replace("{sel}", f'{planned.label}="{escape_value(component)}"')
 
 
 def _catalog_names(query: str) -> set[str]:
@@ -343,7 +343,7 @@ async def scan(backend: MetricsBackend, *, window_start: float, baseline_s: floa
     ordered = list(dict.fromkeys(([named] if named else []) + deps + _by_distance(named, services, wanted)))
     matchers = [f'{{{label}=~"{regex_of(ordered)}"}}' for label in COMPONENT_LABELS] if ordered else []
     if ordered:
-        matchers.append(f'{{pod=~"{_escape("|".join(pod_regex(c) for c in ordered))}"}}')
+        matchers.append(f'{{pod=~"{escape_value("|".join(pod_regex(c) for c in ordered))}"}}')
     host_names = sorted({n for q in HOST_QUERIES for n in q.requires})
     matchers += [f'{{__name__="{n}"}}' for n in host_names]
     out.queries += 2
@@ -455,7 +455,7 @@ async def scan(backend: MetricsBackend, *, window_start: float, baseline_s: floa
                 if not host:
                     continue
                 component = host_component(host)
-                series.query = query.replace('instance=~".+"', f'instance="{_escape(series.labels["instance"])}"') \
+                series.query = query.replace('instance=~".+"', f'instance="{escape_value(series.labels["instance"])}"') \
                     if "instance" in series.labels else query
             else:
                 component = item.component or series.labels.get(item.label or "", "")

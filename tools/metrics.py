@@ -55,12 +55,12 @@ def selector_for(labels: dict[str, str]) -> str:
     """The plain selector that picks exactly this label set: ``name{a="x",b="y"}``."""
     name = labels.get("__name__", "")
     pairs = ",".join(
-        f'{key}="{_escape(value)}"' for key, value in sorted(labels.items()) if key != "__name__"
+        f'{key}="{escape_value(value)}"' for key, value in sorted(labels.items()) if key != "__name__"
     )
     return f"{name}{{{pairs}}}" if pairs or not name else name
 
 
-def _escape(value: str) -> str:
+def escape_value(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
@@ -491,6 +491,6 @@ def pod_regex(component: str) -> str:
 
 def discovery_matchers(component: str, labels: Iterable[str] = DISCOVERY_LABELS) -> list[str]:
     """Selectors that find every series belonging to a component, by its usual labels."""
-    value = _escape(component)
-    pod = _escape(pod_regex(component))
+    value = escape_value(component)
+    pod = escape_value(pod_regex(component))
     return [f'{{{label}=~"{pod}"}}' if label == "pod" else f'{{{label}="{value}"}}' for label in labels]

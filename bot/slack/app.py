@@ -128,7 +128,7 @@ def _failed(name: str, key: str | None, exc: Exception, kwargs: dict[str, Any], 
         log.warning("%s stopped with Sleuth: %s", key or name, exc)
         return False  # handed back at the stop; nobody is told a thing about it
     if key and undelivered is not None and flows.undelivered(exc):
-        log.warning("%s: Slack did not take it (%s); it will be tried again", key, flows._why(exc))
+        log.warning("%s: Slack did not take it (%s); it will be tried again", key, flows.why(exc))
         try:
             undelivered(key, exc)
         except Exception:  # noqa: BLE001 - left claimed: a takeover replays it later
@@ -166,7 +166,7 @@ def schedule_retry(sleuth: Sleuth, key: str, exc: BaseException) -> str:
         return "missing"
     now = time.time()
     deadline = work.received_at + settings.delivery_deadline_s
-    why = flows._why(exc)
+    why = flows.why(exc)
     if now >= deadline:
         log.error("giving up %s: Slack did not take it for %.0f s (%s); the channel will be told", key,
                   now - work.received_at, why)
@@ -206,7 +206,7 @@ def _tell(kwargs: dict[str, Any], text: str) -> None:
         try:
             ephemeral(client, channel=channel, user=user, text=text, thread_ts=thread_ts)
         except Exception as exc:  # noqa: BLE001 - Slack unreachable: the log has it
-            log.warning("could not tell %s in %s: %s", user, channel, flows._why(exc))
+            log.warning("could not tell %s in %s: %s", user, channel, flows.why(exc))
 
 
 class _UnusedTokenNotice(logging.Filter):
@@ -663,9 +663,9 @@ class WorkKeeper:
                                              blocks=B.sections(text))
         except Exception as exc:  # noqa: BLE001 - still down: told on a later sweep
             if flows.undelivered(exc):
-                log.warning("could not yet tell %s that %s was given up: %s", channel, work.key, flows._why(exc))
+                log.warning("could not yet tell %s that %s was given up: %s", channel, work.key, flows.why(exc))
                 return
-            log.error("cannot tell %s that %s was given up: %s", channel, work.key, flows._why(exc))
+            log.error("cannot tell %s that %s was given up: %s", channel, work.key, flows.why(exc))
         store.give_up_work(work.key)  # told (or it never can be)
 
     def _run(self) -> None:

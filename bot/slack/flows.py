@@ -225,7 +225,7 @@ class PlanMessage:
                     try:
                         self.post()
                     except Exception as exc:  # noqa: BLE001 - progress never breaks the investigation
-                        log.warning("could not post the plan message: %s", _why(exc))
+                        log.warning("could not post the plan message: %s", why(exc))
                         self._lazy = False
                         return
         if self.ts is None:
@@ -263,7 +263,7 @@ class PlanMessage:
         except Exception as exc:  # noqa: BLE001 - a progress edit is never worth failing the work
             if strict and undelivered(exc):
                 raise
-            log.warning("could not edit the plan message: %s", _why(exc))
+            log.warning("could not edit the plan message: %s", why(exc))
 
     def finish(self, outcome: str, sources: dict[str, Any] | None = None, *, strict: bool = False) -> None:
         if self.ts is None:
@@ -404,7 +404,7 @@ def mark_interrupted(client: WebClient, *, channel: str, ts: str) -> None:
     except Exception as exc:  # noqa: BLE001 - a message deleted meanwhile is no reason to fail the work
         if undelivered(exc):
             raise
-        log.warning("could not mark the interrupted plan message: %s", _why(exc))
+        log.warning("could not mark the interrupted plan message: %s", why(exc))
 
 
 # Errors by which Slack says "not now" rather than "no": the work is tried again later.
@@ -439,7 +439,7 @@ def retry_after(exc: BaseException) -> float | None:
         return None
 
 
-def _why(exc: BaseException) -> str:
+def why(exc: BaseException) -> str:
     if isinstance(exc, SlackApiError) and exc.response is not None:
         return str(exc.response.get("error") or getattr(exc.response, "status_code", "") or exc)
     return f"{type(exc).__name__}: {exc}"
@@ -569,7 +569,7 @@ def _find_posted(client: WebClient, *, channel: str, thread_ts: str, after: str 
     except SlackApiError as exc:
         if undelivered(exc):
             raise
-        log.warning("could not read the thread to look for an earlier post: %s", _why(exc))
+        log.warning("could not read the thread to look for an earlier post: %s", why(exc))
         return None
     for message in found.get("messages") or []:
         if (message.get("bot_id") or message.get("app_id")) and message.get("ts") != thread_ts and \
@@ -735,7 +735,7 @@ def _fetch_reply(client: WebClient, channel: str, thread_ts: str, ts: str) -> di
         found = client.conversations_replies(channel=channel, ts=thread_ts, latest=ts, oldest=ts, inclusive=True,
                                              limit=1)
     except SlackApiError as exc:
-        log.warning("could not read the diagnosis message to update its buttons: %s", _why(exc))
+        log.warning("could not read the diagnosis message to update its buttons: %s", why(exc))
         return None
     return next((m for m in found.get("messages") or [] if m.get("ts") == ts), None)
 
