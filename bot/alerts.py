@@ -35,6 +35,7 @@ DEFAULT_SEVERITIES = {"critical": 1, "page": 1, "sev1": 1, "p1": 1, "high": 2, "
                       "warning": 3, "warn": 3, "medium": 3, "sev3": 3, "p3": 3, "low": 4, "info": 4,
                       "sev4": 4, "p4": 4}
 MAX_ALERTS = 500  # alerts per payload read; Alertmanager's own max_alerts truncates similarly
+ALERT_EVENT = "sleuth_alert"  # the event type an alert group travels as through the Slack app's work
 
 
 class AlertError(ValueError):

@@ -19,13 +19,16 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from bot.alerts import AlertBatch, AlertError, AlertsConfig, batch_to_dict, parse_alertmanager, parse_generic, route
+from slack_bolt.request import BoltRequest
+
+from bot.alerts import (ALERT_EVENT, AlertBatch, AlertError, AlertsConfig, batch_to_dict, parse_alertmanager,
+                        parse_generic, route)
+from bot.slack.app import REPLAYED
 from tools.httpbody import BodyError, read_json, reply_json
 
 log = logging.getLogger(__name__)
 
 PATHS = ("/alerts/alertmanager", "/alerts")
-ALERT_EVENT = "sleuth_alert"  # the event type an alert group travels as through the Bolt app
 MAX_ALERT_BODY = 5_000_000  # Alertmanager groups can be large; its own max_alerts bounds them too
 
 
@@ -76,10 +79,6 @@ class AlertIntake:
                                     "alerts": len(batch.alerts), "status": batch.status}
 
     def _dispatch(self, body: dict[str, Any]) -> None:
-        from slack_bolt.request import BoltRequest
-
-        from bot.slack.app import REPLAYED
-
         try:
             self.app.dispatch(BoltRequest(body=body, mode="socket_mode", context={REPLAYED: True}))
         except Exception:  # noqa: BLE001 - still claimed: the WorkKeeper replays it once the claim goes stale

@@ -36,7 +36,7 @@ from bot.config import SafetyConfig
 from bot.safety import Redactor
 from bot.slack import blocks as B
 from bot.slack import flows
-from bot.slack.alert_intake import ALERT_EVENT
+from bot.alerts import ALERT_EVENT
 from bot.slack.outgoing import RedactingWebClient, speak_through
 from bot.slack.commands import Command, UsageError, parse, usage
 from bot.slack.flows import Sleuth, ephemeral, thread_id_of
