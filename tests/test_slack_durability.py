@@ -302,7 +302,7 @@ def test_replicas_creating_the_schema_together_on_a_fresh_postgresql(tmp_path):
     checkpoint tables and the incident store at once on a fresh schema: none fails."""
     from bot.agent import open_checkpointer
     from bot.config import StorageConfig
-    from bot.slack.incidents import IncidentStore
+    from bot.incidents.store import IncidentStore
 
     tried = failed = 0
     for _ in range(3):
@@ -334,7 +334,7 @@ def test_replicas_creating_the_schema_together_on_a_fresh_postgresql(tmp_path):
 
 def test_an_older_work_table_is_migrated(tmp_path):
     from bot.config import StorageConfig
-    from bot.slack.incidents import IncidentStore
+    from bot.incidents.store import IncidentStore
 
     db = tmp_path / "state.db"
     conn = sqlite3.connect(str(db))
@@ -414,7 +414,7 @@ def test_three_diagnose_at_once_on_a_fresh_bot_all_succeed(tmp_path):
 
 
 def test_retry_handback_and_notice_states_on_both_backends(storage):
-    from bot.slack.incidents import IncidentStore
+    from bot.incidents.store import IncidentStore
 
     store = IncidentStore(storage)
     try:

@@ -184,7 +184,7 @@ def test_the_same_event_three_times_has_one_effect_even_after_a_restart(tmp_path
             h.sender.event(pin, retry_num=n)
         time.sleep(0.3)  # give a wrongly repeated delivery the time to show
         h.close()
-        from bot.slack.incidents import IncidentStore
+        from bot.incidents.store import IncidentStore
 
         store = IncidentStore(h.config.storage)
         incident = store.latest_incident(team="T0SLEUTH", channel="C1")

@@ -11,8 +11,8 @@ import pytest
 
 from bot.config import ConfigError, SlackConfig, load_config
 from bot.slack import blocks as B
-from bot.slack import roles as R
-from bot.slack.incidents import Incident
+from bot.incidents import roles as R
+from bot.incidents.store import Incident
 from tests.slack_standins import SlackHarness, SlackWebStandIn
 
 ALICE, BOB, CAROL, DAVE = "U0ALICE", "U0BOB", "U0CAROL", "U0DAVE"

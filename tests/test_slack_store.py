@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bot.config import StorageConfig
-from bot.slack.incidents import IncidentStore
+from bot.incidents.store import IncidentStore
 
 
 
@@ -77,7 +77,7 @@ def test_timeline_keys_claims_threads_and_a_reopen(storage):
 def test_a_bad_prefix_and_an_unreachable_postgres_say_why(tmp_path: Path):
     with pytest.raises(ValueError):
         IncidentStore(StorageConfig(sqlite=tmp_path / "s.db"), prefix="x; drop")
-    from bot.slack.incidents import StoreError
+    from bot.incidents.store import StoreError
 
     with pytest.raises(StoreError) as caught:
         IncidentStore(StorageConfig(sqlite=tmp_path / "s.db", postgres="postgresql://nobody@127.0.0.1:1/none"))

@@ -122,7 +122,7 @@ def _guarded(work: Callable[..., None], finish: Callable[[str], None] | None = N
 def _failed(name: str, key: str | None, exc: Exception, kwargs: dict[str, Any], in_flight: flows.InFlight | None,
             undelivered: Callable[[str, BaseException], None] | None) -> bool:
     """Say (or schedule) what a failed piece of work needs; True when it is over (mark it done)."""
-    from bot.slack.incidents import StoreError
+    from bot.incidents.store import StoreError
 
     if in_flight is not None and in_flight.stopping and isinstance(exc, StoreError):
         log.warning("%s stopped with Sleuth: %s", key or name, exc)
@@ -577,7 +577,7 @@ class WorkKeeper:
     """
 
     def __init__(self, app: App, sleuth: Sleuth, *, interval: float | None = None) -> None:
-        from bot.slack.incidents import REPLAY_ATTEMPTS
+        from bot.incidents.store import REPLAY_ATTEMPTS
 
         self.app, self.sleuth = app, sleuth
         settings = sleuth.config.slack

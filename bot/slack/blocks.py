@@ -31,6 +31,7 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Iterable, Sequence
 
+from bot.incidents.text import duration, iso_to_ts, percent  # noqa: F401 - part of this module's vocabulary
 from tools.taxonomy import ACTIONS, CATEGORIES
 
 MAX_BLOCKS = 50
@@ -167,20 +168,6 @@ def user(user_id: str | None) -> str:
     return f"<@{user_id}>" if user_id else "nobody"
 
 
-def iso_to_ts(value: Any) -> float | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, (int, float)):
-        return float(value)
-    try:
-        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.timestamp()
-
-
 def when(value: Any, fmt: str = "{date_short_pretty} {time}") -> str:
     """A time each reader sees in their own time zone (Slack's date token), UTC as fallback."""
     ts = iso_to_ts(value)
@@ -188,25 +175,6 @@ def when(value: Any, fmt: str = "{date_short_pretty} {time}") -> str:
         return "unknown time"
     fallback = datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return f"<!date^{int(ts)}^{fmt}|{fallback}>"
-
-
-def duration(seconds: float) -> str:
-    seconds = int(max(0, seconds))
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes = rest // 60
-    if days:
-        return f"{days}d {hours}h"
-    if hours:
-        return f"{hours}h {minutes:02d}m"
-    return f"{minutes} min" if minutes else f"{seconds} s"
-
-
-def percent(value: Any) -> str:
-    try:
-        return f"{float(value) * 100:.0f}%"
-    except (TypeError, ValueError):
-        return "?"
 
 
 # --- block constructors -----------------------------------------------------------------------
@@ -552,7 +520,7 @@ def timeline_message(incident: Any, entries: Sequence[Any], *, limit: int = MAX_
 
 
 def rollup_blocks(rollup: Any) -> list[dict[str, Any]]:
-    """One incident's rollup (bot.slack.reports.Rollup)."""
+    """One incident's rollup (bot.incidents.reports.Rollup)."""
     r = rollup
     lines = [f"*<#{r.channel}>* {prose(clip(r.title, 200))}",
              f"*{escape(r.severity)}* · {escape(r.status)} · commander {user(r.commander)} · open {escape(r.duration)}"
@@ -571,7 +539,7 @@ def rollup_blocks(rollup: Any) -> list[dict[str, Any]]:
     if r.rejected:
         lines.append("*Rejected:* " + "; ".join(clip(prose(a), 200) for a in r.rejected[:5]))
     if r.open_questions:
-        lines.append("*Open questions:*\n" + "\n".join(f"• {clip(prose(q), 250)}" for q in r.open_questions[:5]))
+        lines.append("*Open questions:*\n" + "\n".join(f"• {clip(prose(slack_words(q)), 250)}" for q in r.open_questions[:5]))
     if r.next_steps:
         lines.append("*Next steps:*\n" + "\n".join(f"• {clip(prose(s), 250)}" for s in r.next_steps[:5]))
     return sections("\n".join(lines))
@@ -609,7 +577,7 @@ def summary_message(summary: Any, *, incident_id: int, added_to_memory: str | No
     if s.highlights:
         blocks.extend((2, b) for b in sections("*Timeline highlights*\n" + "\n".join(timeline_line(e) for e in s.highlights)))
     if s.follow_ups:
-        blocks.extend((3, b) for b in sections("*Follow-ups*\n" + "\n".join(f"• {clip(prose(f), 300)}"
+        blocks.extend((3, b) for b in sections("*Follow-ups*\n" + "\n".join(f"• {clip(prose(slack_words(f)), 300)}"
                                                                             for f in s.follow_ups[:8])))
     if added_to_memory:
         blocks.append((0, context(added_to_memory)))

@@ -11,7 +11,7 @@
     /diagnose help
 
 Who may run ``sev``, ``status``, ``commander`` and ``resolve`` is not decided here but in
-bot.slack.roles (``slack.roles``), when the command runs.
+bot.incidents.roles (``slack.roles``), when the command runs.
 
 Anything malformed raises :class:`UsageError`: one sentence saying what to write instead.
 """
@@ -24,7 +24,7 @@ from typing import Iterable
 
 from bot.config import parse_duration
 from bot.slack.blocks import from_slack
-from bot.slack.incidents import STATUSES
+from bot.incidents.store import STATUSES
 
 SUBCOMMANDS = ("start", "sev", "commander", "status", "timeline", "rollup", "resolve", "help")
 

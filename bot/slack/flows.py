@@ -29,10 +29,10 @@ from slack_sdk.errors import SlackApiError
 
 from bot.config import SleuthConfig
 from bot.slack import blocks as B
-from bot.slack import roles as R
+from bot.incidents import roles as R
 from bot.slack.commands import Command
-from bot.slack.incidents import Incident, IncidentStore
-from bot.slack.reports import alerts_line, draft_rollup, draft_summary, incident_record, memory_defaults
+from bot.incidents.store import Incident, IncidentStore
+from bot.incidents.reports import alerts_line, draft_rollup, draft_summary, incident_record, memory_defaults
 
 log = logging.getLogger("sleuth.slack")
 
@@ -672,7 +672,7 @@ def authorize(sleuth: Sleuth, client: WebClient, incident: Incident, user: str, 
 
 
 def may_decide(sleuth: Sleuth, client: WebClient, incident: Incident, user: str) -> bool:
-    """May ``user`` approve or reject this incident's mitigations (see bot.slack.roles)?"""
+    """May ``user`` approve or reject this incident's mitigations (see bot.incidents.roles)?"""
     return authorize(sleuth, client, incident, user, "decide") is None
 
 

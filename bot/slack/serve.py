@@ -181,7 +181,7 @@ def open_sleuth(config, defaults, stack: ExitStack, *, prefix: str = "sleuth_"):
     """The store, the agent (checkpointed in the same storage) and the Sleuth around them."""
     from bot.agent import Agent, open_checkpointer
     from bot.slack.flows import Sleuth
-    from bot.slack.incidents import IncidentStore
+    from bot.incidents.store import IncidentStore
 
     saver = stack.enter_context(open_checkpointer(config.storage))
     store = IncidentStore(config.storage, prefix=prefix)
@@ -206,7 +206,7 @@ def serve(
     from bot.slack.alert_intake import AlertIntake
     from bot.slack.app import WorkKeeper, api_url, build_app, drain, make_client
     from bot.slack.flows import Defaults
-    from bot.slack.incidents import StoreError
+    from bot.incidents.store import StoreError
 
     # Acks and first messages are short and must not queue behind investigations for the GIL:
     # hand it over every millisecond rather than every 5 (Python's default).

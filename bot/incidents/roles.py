@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from bot.config import SlackConfig
-from bot.slack.incidents import Incident
+from bot.incidents.store import Incident
 
 ACTIONS = {
     "commander": "hand over command",

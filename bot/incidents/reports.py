@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Sequence
 
-from bot.slack.blocks import duration, iso_to_ts, percent, slack_words
-from bot.slack.incidents import Incident, TimelineEntry
+from bot.incidents.text import duration, iso_to_ts, percent
+from bot.incidents.store import Incident, TimelineEntry
 
 
 def mention(user_id: Any) -> str:
@@ -104,7 +104,7 @@ def draft_rollup(incident: Incident, *, pending: Sequence[dict[str, Any]] = (),
                   f"({percent(h.get('confidence'))})?" for h in live[1:3] if float(h.get("confidence") or 0) >= 0.1]
     for name, report in ((diagnosis or {}).get("sources") or {}).items():
         if (report or {}).get("status") == "error":
-            questions.append(f"{name} could not be read: {slack_words(report.get('reason', ''))}")
+            questions.append(f"{name} could not be read: {report.get('reason', '')}")
     if diagnosis is None:
         questions.append("what is failing? run the diagnosis with what you see")
 
@@ -199,7 +199,7 @@ def draft_summary(incident: Incident, *, timeline: Sequence[TimelineEntry], pend
                               else f"rejected: {_label(d)}; note why in the postmortem")
     for name, report in (diagnosis.get("sources") or {}).items():
         if (report or {}).get("status") == "error":
-            follow_ups.append(f"fix the {name} source: {slack_words(report.get('reason', ''))}")
+            follow_ups.append(f"fix the {name} source: {report.get('reason', '')}")
 
     action = approved[0].get("action") if approved else None
     if action is None:

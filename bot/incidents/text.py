@@ -1,0 +1,33 @@
+"""Plain-text forms shared by the incident reports and every adapter that shows them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tools.timeparse import parse_time
+
+
+def iso_to_ts(value: Any) -> float | None:
+    """An ISO-8601 time or Unix seconds -> Unix seconds; None when it is not a time (1970-2100)."""
+    if value is None or value == "":
+        return None
+    return parse_time(value)
+
+
+def duration(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes = rest // 60
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    return f"{minutes} min" if minutes else f"{seconds} s"
+
+
+def percent(value: Any) -> str:
+    try:
+        return f"{float(value) * 100:.0f}%"
+    except (TypeError, ValueError):
+        return "?"
