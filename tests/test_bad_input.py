@@ -44,6 +44,18 @@ def one_sentence(run: subprocess.CompletedProcess, *words: str) -> str:
     return err
 
 
+def each_one_sentence(kind: str, cases: dict[str, tuple[list[str], tuple[str, ...]]]) -> None:
+    """``sleuth diagnose`` with each case's arguments (four at a time): one sentence with its words."""
+    with ThreadPoolExecutor(4) as pool:
+        runs = dict(zip(cases, pool.map(lambda args: sleuth("diagnose", "checkout is down", *args),
+                                        [args for args, _ in cases.values()])))
+    for name, (_, words) in cases.items():
+        try:
+            one_sentence(runs[name], *words)
+        except AssertionError as exc:
+            raise AssertionError(f"{kind} case {name}: {exc}") from None
+
+
 # --- sleuth.yml -----------------------------------------------------------------------------------
 
 CONFIGS: dict[str, tuple[bytes, tuple[str, ...]]] = {
@@ -75,15 +87,8 @@ def configs(tmp_path_factory) -> Path:
 
 
 def test_every_bad_config_is_one_sentence(configs):
-    cases = list(CONFIGS.items())
-    with ThreadPoolExecutor(4) as pool:
-        runs = list(pool.map(lambda item: sleuth("diagnose", "checkout is down", "--config",
-                                                 str(configs / f"{item[0]}.yml"), timeout=30), cases))
-    for (name, (_, words)), run in zip(cases, runs):
-        try:
-            one_sentence(run, *words)
-        except AssertionError as exc:
-            raise AssertionError(f"config case {name}: {exc}") from None
+    each_one_sentence("config", {name: (["--config", str(configs / f"{name}.yml")], words)
+                                 for name, (_, words) in CONFIGS.items()})
 
 
 def test_a_config_too_big_a_directory_or_missing_file_is_one_sentence(configs, tmp_path):
@@ -113,15 +118,8 @@ ARGS: dict[str, tuple[list[str], tuple[str, ...]]] = {
 
 
 def test_every_bad_command_line_value_is_one_sentence(scenario):
-    cases = list(ARGS.items())
-    with ThreadPoolExecutor(4) as pool:
-        runs = list(pool.map(lambda item: sleuth("diagnose", "checkout is down", "--scenario", str(scenario),
-                                                 *item[1][0], timeout=60), cases))
-    for (name, (_, words)), run in zip(cases, runs):
-        try:
-            one_sentence(run, *words)
-        except AssertionError as exc:
-            raise AssertionError(f"argument case {name}: {exc}") from None
+    each_one_sentence("argument", {name: (["--scenario", str(scenario), *args], words)
+                                   for name, (args, words) in ARGS.items()})
 
 
 def test_a_scenario_that_is_missing_a_file_or_not_utf8_is_one_sentence(scenario, tmp_path):

@@ -604,14 +604,7 @@ def memory_modal(*, incident_id: int, title: str, category: str | None, root_cau
                                       "options": [_option(a) for a in ACTIONS]}
     if action in ACTIONS:
         action_element["initial_option"] = _option(action)
-    return {
-        "type": "modal",
-        "callback_id": MEMORY_MODAL,
-        "private_metadata": str(incident_id),
-        "title": {"type": "plain_text", "text": "Add to memory"},
-        "submit": {"type": "plain_text", "text": "Add"},
-        "close": {"type": "plain_text", "text": "Cancel"},
-        "blocks": [
+    return _modal(MEMORY_MODAL, str(incident_id), "Add to memory", "Add", [
             section(f"*{prose(clip(title, 500))}*\nConfirm or correct what caused it and what fixed it; the next "
                     "investigation will find this incident among similar ones."),
             {"type": "input", "block_id": "category", "label": {"type": "plain_text", "text": "Root-cause category"},
@@ -624,28 +617,26 @@ def memory_modal(*, incident_id: int, title: str, category: str | None, root_cau
             {"type": "input", "block_id": "mitigation", "label": {"type": "plain_text", "text": "What fixed it"},
              "element": {"type": "plain_text_input", "action_id": "value", "multiline": True, "max_length": 3000,
                          "initial_value": clip(mitigation, 3000)}},
-        ],
-    }
+    ])
 
 
 def reject_modal(*, metadata: str, mitigation_id: str, label: str) -> dict[str, Any]:
     """The form the Reject button opens: why (required); the reason goes on the timeline and into
     the summary. ``metadata`` says which mitigation (private_metadata, at most 3,000 characters)."""
-    return {
-        "type": "modal",
-        "callback_id": REJECT_MODAL,
-        "private_metadata": metadata[:3000],
-        "title": {"type": "plain_text", "text": "Reject mitigation"},
-        "submit": {"type": "plain_text", "text": "Reject"},
-        "close": {"type": "plain_text", "text": "Cancel"},
-        "blocks": [
+    return _modal(REJECT_MODAL, metadata[:3000], "Reject mitigation", "Reject", [
             section(f"Reject *{escape(clip(mitigation_id, 100))}*: {escape(clip(label, 400))}?\nSay why: the reason "
                     "goes on the incident's timeline and into the summary."),
             {"type": "input", "block_id": "reason", "label": {"type": "plain_text", "text": "Why reject it?"},
              "element": {"type": "plain_text_input", "action_id": "value", "multiline": True, "max_length": 1000,
                          "placeholder": {"type": "plain_text", "text": "e.g. the schema migration cannot be undone"}}},
-        ],
-    }
+    ])
+
+
+def _modal(callback_id: str, metadata: str, title: str, submit: str, blocks: list[dict[str, Any]]) -> dict[str, Any]:
+    """A modal view with a Cancel button; ``metadata`` comes back with its submission."""
+    return {"type": "modal", "callback_id": callback_id, "private_metadata": metadata,
+            "title": {"type": "plain_text", "text": title}, "submit": {"type": "plain_text", "text": submit},
+            "close": {"type": "plain_text", "text": "Cancel"}, "blocks": blocks}
 
 
 def modal_values(view: dict[str, Any]) -> dict[str, str | None]:
