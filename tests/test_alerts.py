@@ -87,3 +87,41 @@ def test_routes_pick_the_channel_and_severity_first_match_wins():
     assert route(other, AlertsConfig()) is None
     with pytest.raises(ValueError, match="regular expression"):
         AlertRoute(match={"service": "~("}, channel="C1")
+
+
+def test_the_socket_mode_listener_takes_alerts_and_refuses_strangers(tmp_path):
+    """Socket Mode has no HTTP server of its own: ``alerts.listen`` starts the intake's listener."""
+    import threading
+
+    import httpx
+
+    from bot.alerts import AlertsConfig
+    from bot.slack.alert_intake import AlertIntake, AlertListener
+    from tests.slack_standins import SlackHarness, SlackWebStandIn
+
+    with SlackWebStandIn() as web:
+        harness = SlackHarness(tmp_path, web, memory=False)
+        harness.config.alerts = AlertsConfig(token="tok", channel="C0ALERTS")
+        listener = AlertListener(AlertIntake(harness.app, harness.sleuth), "127.0.0.1", 0)
+        threading.Thread(target=listener.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        url = f"http://127.0.0.1:{listener.server_address[1]}"
+        try:
+            assert httpx.post(f"{url}/alerts", json={"title": "x"}, timeout=10).status_code == 401
+            assert httpx.post(f"{url}/elsewhere", json={}, headers={"Authorization": "Bearer tok"},
+                              timeout=10).status_code == 404
+            answer = httpx.post(f"{url}/alerts/alertmanager", json=FIRING, headers={"Authorization": "Bearer tok"},
+                                timeout=10)
+            assert answer.status_code == 202 and answer.json()["channel"] == "C0ALERTS", answer.text
+            again = httpx.post(f"{url}/alerts/alertmanager", json=FIRING, headers={"Authorization": "Bearer tok"},
+                               timeout=10)
+            assert again.status_code == 200 and again.json()["duplicate"] is True
+            posted = web.wait_for(lambda: [m for m in web.bot_messages("C0ALERTS")
+                                           if not m.thread_ts and m.text.startswith("Alert firing")],
+                                  timeout=30, what="the alert in the default channel")
+            assert len(posted) == 1
+            incident = harness.store.active_incident(team=harness.app.client.auth_test()["team_id"], channel="C0ALERTS")
+            assert incident is not None and incident.severity == 1 and incident.title.startswith("CheckoutErrors")
+        finally:
+            listener.shutdown()
+            listener.server_close()
+            harness.close()
