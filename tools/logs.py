@@ -579,7 +579,6 @@ def template_changes(templates: Iterable[Template], split: float, start: float, 
     over those only. A template is "new" only as surely as that span could have shown it: one that
     logs once a minute and was absent for one covered minute may simply not have come up.
     """
-    templates = list(templates)
     if covered is None:
         before_minutes = max(1.0, (split - start) / 60)
     else:

@@ -37,10 +37,10 @@ from tools.metric_types import (
     status_label,
 )
 from tools.metrics import MetricsBackend, Series, escape_value, pod_regex, selector_for
+from tools.timeparse import MAX_POINTS  # Prometheus refuses a range query with more points per series
 
 COMPONENT_LABELS = ("service", "job", "app")
 MIN_BASELINE_POINTS = 10  # the detector needs this many baseline points
-MAX_POINTS = 11000  # Prometheus refuses a range query with more points per series
 MAX_COUNTER_FAMILIES = 100  # counter families read per investigation, most relevant first
 DAY_S = 86400.0
 SEL = "{sel}"

@@ -68,7 +68,7 @@ def _count_nodes(node: yaml.Node, budget: int) -> None:
     """Nodes with aliases expanded: anchors reused inside anchors multiply."""
     sizes: dict[int, int] = {}
 
-    def size(n: yaml.Node, depth: int = 0) -> int:
+    def size(n: yaml.Node) -> int:
         if id(n) in sizes:
             return sizes[id(n)]
         if isinstance(n, yaml.SequenceNode):

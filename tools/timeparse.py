@@ -125,4 +125,4 @@ def step_for(start: float, end: float, step: float, max_points: int = MAX_POINTS
     ``max_points`` points, in whole seconds."""
     span = max(0.0, end - start)
     needed = span / (max_points - 1) if max_points > 1 else span
-    return float(max(step, math.ceil(needed) if needed > step else step))
+    return float(step) if needed <= step else float(math.ceil(needed))
