@@ -1,9 +1,9 @@
 """The worker process of a large ingest into the memory: prepares batches of new incidents.
 
-``index.store`` runs it as ``python -m index.ingest_worker`` while it writes to Chroma. It reads
+``index.ingest`` runs it as ``python -m index.ingest_worker`` while it writes to Chroma. It reads
 jobs, pickled, from its standard input, one at a time: (hashed embedding config, time, rows), and
 writes each result, pickled, on its original standard output: what
-:func:`index.store.prepare_incidents` returns for the rows. It ends at the end of its input.
+:func:`index.ingest.prepare_incidents` returns for the rows. It ends at the end of its input.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ def main() -> int:
     source = sys.stdin.buffer
 
     from index.embeddings import HashedNgramEmbedding
-    from index.store import prepare_incidents
+    from index.ingest import prepare_incidents
 
     functions: dict[str, HashedNgramEmbedding] = {}
     while True:

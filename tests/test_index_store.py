@@ -203,7 +203,7 @@ def test_one_entry_per_incident(memory, corpus):
 
 
 def test_a_large_ingest_prepares_batches_in_a_worker_with_the_same_result(tmp_path, memory, corpus, monkeypatch):
-    import index.store as store
+    import index.ingest as store
 
     monkeypatch.setattr(store, "_WORKER_MIN_RECORDS", 2)
     monkeypatch.setattr(Memory, "BATCH_RECORDS", 3)
