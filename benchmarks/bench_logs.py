@@ -23,9 +23,11 @@ from pathlib import Path
 from tools.logs import TemplateMiner, read_files
 records = read_files([Path({path!r})], None, 0, 4e9, 10**9)
 if {redact!r}:  # as the investigation does: secrets leave a line before it is mined
-    from bot.investigate import _redacted
+    import dataclasses
+
     from bot.safety import Redactor
-    records = _redacted(records, Redactor())
+    redact = Redactor().redact
+    records = (dataclasses.replace(r, message=redact(r.message)) for r in records)
 started = time.perf_counter()
 miner = TemplateMiner().add_all(records)
 elapsed = time.perf_counter() - started

@@ -15,7 +15,7 @@ from bot.config import SleuthConfig
 from bot.investigate import investigate
 from bot.scenario import Truth, load_scenario, load_truth
 from tools.diagnosis import Diagnosis, Hypothesis
-from tools.logs import parse_time
+from tools.timeparse import parse_time
 
 
 @dataclass

@@ -8,7 +8,9 @@ from datetime import datetime, timezone
 import numpy as np
 import pytest
 
-from bot.compact import cap, compact_list, compact_logs, compact_series, estimate_tokens, raw_chars
+from tools.compaction import cap, compact_list, estimate_tokens, raw_chars
+from tools.logs.compact import compact_logs
+from tools.metrics.compact import compact_series
 
 T0 = 1_773_150_000.0  # a minute boundary
 ONSET = T0 + 7000

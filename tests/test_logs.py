@@ -42,7 +42,7 @@ def test_files_stream_and_filter_by_service_and_time(tmp_path):
 def test_parsed_files_are_reused_until_they_change_and_large_ones_stream(tmp_path, monkeypatch):
     import os
 
-    import tools.logs as logs
+    import tools.logs.files as logs
 
     path = tmp_path / "svc.jsonl"
     path.write_text("".join(json.dumps({"ts": T0 + i, "message": f"token=abc{i}"}) + "\n" for i in (5, 1, 3)))

@@ -21,7 +21,7 @@ import numpy as np
 
 from tools.analysis import Observations
 from tools.diagnosis import Diagnosis
-from tools.logs import parse_time
+from tools.timeparse import parse_time
 
 
 @dataclass

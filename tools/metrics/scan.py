@@ -36,7 +36,7 @@ from tools.metric_types import (
     ERROR_STATUS, HOST_QUERIES, declared_type, host_component, host_of, is_host_series, reading_of, rate_window, regex_of,
     status_label,
 )
-from tools.metrics import MetricsBackend, Series, escape_value, pod_regex, selector_for
+from tools.metrics.backends import MetricsBackend, Series, escape_value, pod_regex, selector_for
 from tools.timeparse import MAX_POINTS  # Prometheus refuses a range query with more points per series
 
 COMPONENT_LABELS = ("service", "job", "app")
