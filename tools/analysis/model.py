@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from tools.anomaly import Anomaly
-from tools.catalog import Signal
+from tools.metrics.catalog import Signal
 from tools.changes import Change
 from tools.logs import Template, TemplateChange
 from tools.metrics import Series

@@ -6,8 +6,8 @@ import re
 
 from tools.analysis.model import ATTRIBUTION_LABELS, Observations, Profile, SeriesAnomaly
 from tools.anomaly import detect, drift, stopped
-from tools.catalog import DEFAULT_SIGNALS, GENERIC, Signal, classify
-from tools.metric_types import STATUS_LABELS
+from tools.metrics.catalog import DEFAULT_SIGNALS, GENERIC, Signal, classify
+from tools.metrics.types import STATUS_LABELS
 from tools.metrics import Series
 
 # Labels that name the other end of a call measured at the caller (client-side latency or errors of

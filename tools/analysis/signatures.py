@@ -5,7 +5,7 @@ from __future__ import annotations
 from tools.analysis.model import QUALITY_KINDS, Profile, SeriesAnomaly
 from tools.analysis.series import OUTBOUND, is_edge
 from tools.anomaly import Anomaly
-from tools.catalog import classify
+from tools.metrics.catalog import classify
 
 NODE_LABELS = ("node", "host", "instance")
 HOST_SLACK_S = 60.0

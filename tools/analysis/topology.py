@@ -7,7 +7,7 @@ import re
 from typing import Iterable
 
 from tools.analysis.model import ATTRIBUTION_LABELS, ERROR_LEVELS, QUALITY_KINDS, Profile
-from tools.catalog import classify
+from tools.metrics.catalog import classify
 from tools.logs import TemplateChange
 from tools.taxonomy import cause_hints
 

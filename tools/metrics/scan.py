@@ -30,9 +30,9 @@ from typing import Iterable
 
 import numpy as np
 
-from tools.catalog import DEFAULT_SIGNALS, GENERIC, classify
+from tools.metrics.catalog import DEFAULT_SIGNALS, GENERIC, classify
 from tools.http import SourceError
-from tools.metric_types import (
+from tools.metrics.types import (
     ERROR_STATUS, HOST_QUERIES, declared_type, host_component, host_of, is_host_series, reading_of, rate_window, regex_of,
     status_label,
 )

@@ -85,7 +85,7 @@ class QueryMetrics(ToolArguments):
 
 
 def query_metrics(ctx: ToolContext, args: QueryMetrics) -> ToolResult:
-    from tools.metric_types import rate_window, typed_query
+    from tools.metrics.types import rate_window, typed_query
 
     scope = ctx.scope
     query = check_promql(args.promql, scope)
