@@ -736,7 +736,8 @@ class SlackHarness:
     def start(self) -> None:
         from contextlib import ExitStack
 
-        from bot.slack.app import build_app, make_client
+        from bot.slack.app import build_app
+        from bot.slack.outgoing import make_client
         from bot.slack.serve import SlackHttpServer, open_sleuth
 
         self._stack = ExitStack()

@@ -204,7 +204,7 @@ def test_sigterm_mid_diagnosis_finishes_within_the_grace_or_hands_the_work_back(
 
 
 def _harness(tmp_path: Path, web: SlackWebStandIn, **slack: object) -> tuple[SlackHarness, object]:
-    from bot.slack.app import WorkKeeper
+    from bot.slack.keeper import WorkKeeper
 
     h = SlackHarness(tmp_path, web)
     for name, value in {"takeover_after_s": 60.0, "sweep_interval_s": 0.25, "retry_backoff_s": 0.5,
@@ -303,6 +303,7 @@ def test_replicas_creating_the_schema_together_on_a_fresh_postgresql(tmp_path):
     from bot.agent import open_checkpointer
     from bot.config import StorageConfig
     from bot.incidents.store import IncidentStore
+    from bot.slack.claims import WorkClaims
 
     tried = failed = 0
     for _ in range(3):
@@ -316,7 +317,9 @@ def test_replicas_creating_the_schema_together_on_a_fresh_postgresql(tmp_path):
                     start.wait()
                     with open_checkpointer(storage):
                         store = IncidentStore(storage)
-                        assert store.claim_work(f"command:{threading.get_ident()}", {}, owner="r")
+                        claims = WorkClaims(storage)
+                        assert claims.claim_work(f"command:{threading.get_ident()}", {}, owner="r")
+                        claims.close()
                         store.close()
                 except Exception as exc:  # noqa: BLE001 - counted
                     errors.append(f"{type(exc).__name__}: {exc}")
@@ -334,7 +337,7 @@ def test_replicas_creating_the_schema_together_on_a_fresh_postgresql(tmp_path):
 
 def test_an_older_work_table_is_migrated(tmp_path):
     from bot.config import StorageConfig
-    from bot.incidents.store import IncidentStore
+    from bot.slack.claims import WorkClaims
 
     db = tmp_path / "state.db"
     conn = sqlite3.connect(str(db))
@@ -345,13 +348,13 @@ def test_an_older_work_table_is_migrated(tmp_path):
                  (time.time(),))
     conn.commit()
     conn.close()
-    store = IncidentStore(StorageConfig(sqlite=db))
+    claims = WorkClaims(StorageConfig(sqlite=db))
     try:
-        assert store.take_over("command:old", owner="me", stale_after=1)
-        assert store.retry_work("command:old", owner="me", at=0, error="HTTP 503")
-        assert [w.key for w in store.due_work()] == ["command:old"] and store.work("command:old").tries == 1
+        assert claims.take_over("command:old", owner="me", stale_after=1)
+        assert claims.retry_work("command:old", owner="me", at=0, error="HTTP 503")
+        assert [w.key for w in claims.due_work()] == ["command:old"] and claims.work("command:old").tries == 1
     finally:
-        store.close()
+        claims.close()
 
 
 def test_three_first_uses_of_a_fresh_memory_at_once(tmp_path):
@@ -414,27 +417,27 @@ def test_three_diagnose_at_once_on_a_fresh_bot_all_succeed(tmp_path):
 
 
 def test_retry_handback_and_notice_states_on_both_backends(storage):
-    from bot.incidents.store import IncidentStore
+    from bot.slack.claims import WorkClaims
 
-    store = IncidentStore(storage)
+    claims = WorkClaims(storage)
     try:
-        assert store.claim_work("command:A", {"channel_id": "C1"}, owner="p1")
-        assert store.claim_work("command:B", {"channel_id": "C2"}, owner="p1")
-        store.note_work("command:A", {"plan": ["C1", "1.0"]})
-        store.note_work("command:A", {"investigated": True})
-        assert store.work_note("command:A") == {"plan": ["C1", "1.0"], "investigated": True}, "notes add up"
-        assert store.retry_work("command:A", owner="p1", at=time.time() + 60, error="HTTP 503")
-        assert not store.retry_work("command:A", owner="p1", at=0, error="again"), "only the owner's claimed work"
-        assert store.due_work() == [] and store.next_due() is not None
-        assert store.release_work("p1") == 1, "a stopping process hands back what it still holds"
-        due = store.due_work()
+        assert claims.claim_work("command:A", {"channel_id": "C1"}, owner="p1")
+        assert claims.claim_work("command:B", {"channel_id": "C2"}, owner="p1")
+        claims.note_work("command:A", {"plan": ["C1", "1.0"]})
+        claims.note_work("command:A", {"investigated": True})
+        assert claims.work_note("command:A") == {"plan": ["C1", "1.0"], "investigated": True}, "notes add up"
+        assert claims.retry_work("command:A", owner="p1", at=time.time() + 60, error="HTTP 503")
+        assert not claims.retry_work("command:A", owner="p1", at=0, error="again"), "only the owner's claimed work"
+        assert claims.due_work() == [] and claims.next_due() is not None
+        assert claims.release_work("p1") == 1, "a stopping process hands back what it still holds"
+        due = claims.due_work()
         assert [(w.key, w.tries, w.last_error) for w in due] == [("command:B", 0, None)]
-        assert [store.take_due("command:B", owner=o) for o in ("p2", "p3")] == [True, False], "one taker"
-        assert store.heartbeat("p2") == 1 and store.work_state("command:B") == "claimed"
-        assert store.fail_work("command:A", error="HTTP 503")
-        assert [w.key for w in store.due_work(state="failed")] == ["command:A"]
-        assert [store.take_notice("command:A", again_at=time.time() + 60) for _ in range(2)] == [True, False]
-        store.give_up_work("command:A")
-        assert store.work_state("command:A") == "abandoned" and store.work_note("command:A")["investigated"]
+        assert [claims.take_due("command:B", owner=o) for o in ("p2", "p3")] == [True, False], "one taker"
+        assert claims.heartbeat("p2") == 1 and claims.work_state("command:B") == "claimed"
+        assert claims.fail_work("command:A", error="HTTP 503")
+        assert [w.key for w in claims.due_work(state="failed")] == ["command:A"]
+        assert [claims.take_notice("command:A", again_at=time.time() + 60) for _ in range(2)] == [True, False]
+        claims.give_up_work("command:A")
+        assert claims.work_state("command:A") == "abandoned" and claims.work_note("command:A")["investigated"]
     finally:
-        store.close()
+        claims.close()

@@ -185,12 +185,15 @@ def test_the_same_event_three_times_has_one_effect_even_after_a_restart(tmp_path
         time.sleep(0.3)  # give a wrongly repeated delivery the time to show
         h.close()
         from bot.incidents.store import IncidentStore
+        from bot.slack.claims import WorkClaims
 
         store = IncidentStore(h.config.storage)
+        claims = WorkClaims(h.config.storage)
         incident = store.latest_incident(team="T0SLEUTH", channel="C1")
         manual = [e for e in store.timeline(incident.id) if e.kind == "manual"]
-        states = [store.work_state(key) for key in ("event:Ev0DUPLICATE1", "event:Ev0DUPLICATE2")]
+        states = [claims.work_state(key) for key in ("event:Ev0DUPLICATE1", "event:Ev0DUPLICATE2")]
         store.close()
+        claims.close()
         assert states == ["done", "done"], "finished work is marked done, so nothing replays it"
         assert len(manual) == 1 and manual[0].text == "deploy paused" and manual[0].via == "reaction"
         assert len(web.calls_to("conversations.history")) == 1
@@ -271,7 +274,7 @@ def test_bad_or_stale_signatures_get_401_and_nothing_happens(tmp_path, web):
         time.sleep(0.2)
         assert [c.method for c in web.calls] == ["auth.test"]
         assert h.store.active_incident(team="T0SLEUTH", channel="C1") is None
-        assert h.store.work_state("event:Ev0SIGNED") is None, "a forged event claims nothing"
+        assert h.sleuth.claims.work_state("event:Ev0SIGNED") is None, "a forged event claims nothing"
         good = h.command("start X", channel="C1", user=ALICE)
         assert good.status == 200
     finally:
@@ -328,7 +331,7 @@ def test_approvers_from_a_user_group(tmp_path, web):
         h.command("start Checkout errors", channel="C1", user=ALICE)
         incident = web.wait_for(lambda: h.store.active_incident(team="T0SLEUTH", channel="C1"), what="an incident")
         client = h.app.client
-        from bot.slack.flows import may_decide
+        from bot.slack.decisions import may_decide
 
         # Alice commands (she opened it) but approvers are configured: approval is theirs, not hers.
         assert not may_decide(h.sleuth, client, incident, ALICE)

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from bot.slack import blocks as B
-from bot.slack.app import make_client
+from bot.slack.outgoing import make_client
 from bot.slack.commands import parse, usage
 from tests.slack_standins import SlackHarness, SlackWebStandIn
 from tests.standins import Fault, LokiStandIn

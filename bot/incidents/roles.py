@@ -1,6 +1,6 @@
 """Who may do what to an incident: the policy of ``slack.roles`` and the sentence that refuses.
 
-Plain data in, a verdict out (no Slack calls here: flows.py expands user groups and asks).
+Plain data in, a verdict out (no Slack calls here: bot/slack/decisions.py expands user groups and asks).
 
 - ``commander``, ``severity``, ``status``, ``resolve``: the roles each lists (``commander``,
   ``approvers``, ``anyone``); by default the incident's commander and the approvers. Anyone may

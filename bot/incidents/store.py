@@ -1,57 +1,29 @@
-"""Incidents, their timelines, the threads Sleuth converses in, and claimed Slack events.
+"""Incidents, their timelines and the threads Sleuth converses in, in SQLite or PostgreSQL.
 
-One durable store for the Slack adapter: SQLite by default (``storage.sqlite``), PostgreSQL when
+One durable store for the incident domain: SQLite by default (``storage.sqlite``), PostgreSQL when
 ``storage.postgres`` is set (psycopg 3), so several bot replicas can share it. The same SQL runs on
-both; only the DDL differs.
+both; only the DDL differs (bot.incidents.database).
 
 - An incident belongs to its channel: at most one unresolved incident per (team, channel), kept by
   a partial unique index, so two concurrent ``/diagnose`` commands cannot open two.
 - A timeline entry may carry a ``key`` (``change:chg-1010``, ``msg:C1:1712.0001``) unique within
   its incident: the same deploy or the same flagged message never lands twice.
-- Incoming work (events by ``event_id``, slash commands by ``trigger_id``) is claimed with its
-  body before it starts and marked done when it ends. The owner's heartbeat keeps a claim fresh
-  while it runs; a claim whose owner stopped beating (the process died) is taken over, by Slack's
-  redelivery or by the next process's start-up replay, so a crash loses no work and a live
-  owner's work is never doubled. The work's ``note`` records what it already did (its plan
-  message, the diagnosis posted...) before the next step, so whoever takes it over resumes.
-- Work Slack could not take (an outage, 429s) waits in state ``retry`` until ``next_at``, for any
-  process's keeper to take again; work handed back by a stopping process waits there too, due at
-  once. Past its deadline it becomes ``failed`` until the channel has been told, then ``abandoned``.
-- The schema is created and migrated under a PostgreSQL advisory lock (one transaction), so
-  replicas starting together on a fresh database do not race each other's ``CREATE TABLE``.
+- The schema is created under a PostgreSQL advisory lock (one transaction), so replicas starting
+  together on a fresh database do not race each other's ``CREATE TABLE``.
 """
 
 from __future__ import annotations
 
 import json
-import re
-import sqlite3
-import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from bot.config import StorageConfig
+from bot.incidents.database import Database, StoreError, check_prefix, create_schema
 
 STATUSES = ("investigating", "identified", "mitigating", "monitoring", "resolved")
 ACTIVE = STATUSES[:-1]
-CLAIM_TTL_S = 7 * 86400  # Slack stops redelivering after minutes; a week is ample
-STALE_AFTER_S = 45.0  # a claim whose owner has not beaten for this long is taken over
-REPLAY_ATTEMPTS = 3  # a piece of work that killed its process this often is given up, not replayed again
-# pg_advisory_xact_lock key serialising schema creation and migrations across replicas ("sleuth-schema").
-SCHEMA_LOCK = 0x5C4E_D0C5
-# Columns added after the first release of each table: (table, column, type), added where missing.
-_MIGRATIONS = (
-    ("work", "next_at", "{real}"),  # state retry/failed: when it is due again
-    ("work", "tries", "INTEGER NOT NULL DEFAULT 0"),  # deliveries Slack did not take
-    ("work", "last_error", "TEXT"),
-)
-
-
-class StoreError(RuntimeError):
-    """The incident store cannot be reached or written, as one sentence."""
 
 
 @dataclass
@@ -142,163 +114,22 @@ def _ddl(prefix: str, postgres: bool) -> list[str]:
         f"""CREATE TABLE IF NOT EXISTS {p}threads (
             thread_id TEXT PRIMARY KEY, team TEXT NOT NULL, channel TEXT NOT NULL, thread_ts TEXT NOT NULL,
             incident_id BIGINT, created_at {real} NOT NULL, charts TEXT NOT NULL DEFAULT '[]')""",
-        f"""CREATE TABLE IF NOT EXISTS {p}work (
-            key TEXT PRIMARY KEY, body TEXT NOT NULL, state TEXT NOT NULL, owner TEXT NOT NULL,
-            attempts INTEGER NOT NULL, received_at {real} NOT NULL, heartbeat_at {real} NOT NULL,
-            done_at {real}, note TEXT NOT NULL DEFAULT '{{}}')""",
-        f"CREATE INDEX IF NOT EXISTS {p}work_by_state ON {p}work (state, heartbeat_at)",
     ]
 
 
-@dataclass
-class Work:
-    """A claimed piece of incoming work whose owner stopped before finishing it."""
-
-    key: str
-    body: dict[str, Any]
-    attempts: int
-    received_at: float
-    note: dict[str, Any] = field(default_factory=dict)  # what the dead owner left: e.g. its plan message
-    tries: int = 0  # deliveries Slack did not take
-    last_error: str | None = None
-
-
-class _Database:
-    """One connection, serialized by a lock; SQL written with ``?`` placeholders for both dialects."""
-
-    def __init__(self, storage: StorageConfig) -> None:
-        self.postgres = bool(storage.postgres)
-        self._lock = threading.RLock()
-        self._url = storage.postgres
-        self._sqlite_path = Path(storage.sqlite)
-        self._conn: Any = None
-        self._tx_thread: int | None = None  # the thread running a transaction, if one is open
-        self._connect()
-
-    def in_transaction_here(self) -> bool:
-        """True in the thread running a transaction on this connection (its reads must see its writes)."""
-        return self._tx_thread == threading.get_ident()
-
-    def _connect(self) -> None:
-        if self.postgres:
-            import psycopg
-
-            try:
-                self._conn = psycopg.connect(self._url, autocommit=True, connect_timeout=10)
-            except psycopg.Error as exc:
-                raise StoreError(f"cannot connect to PostgreSQL at {self._safe_url()}: {str(exc).strip().splitlines()[0]}; "
-                                 "check storage.postgres in sleuth.yml") from exc
-        else:
-            try:
-                self._sqlite_path.parent.mkdir(parents=True, exist_ok=True)
-                conn = sqlite3.connect(str(self._sqlite_path), timeout=30, isolation_level=None,
-                                       check_same_thread=False)
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=NORMAL")  # durable across crashes of the bot in WAL mode
-                conn.execute("PRAGMA busy_timeout=30000")
-            except (OSError, sqlite3.Error) as exc:
-                raise StoreError(f"cannot open the state database {self._sqlite_path}: {exc}; "
-                                 "check storage.sqlite in sleuth.yml") from exc
-            self._conn = conn
-
-    def _safe_url(self) -> str:
-        return re.sub(r"//[^@/]*@", "//***@", self._url or "")
-
-    def _sql(self, sql: str) -> str:
-        return sql.replace("?", "%s") if self.postgres else sql
-
-    def execute(self, sql: str, params: tuple = ()) -> tuple[int, list[dict[str, Any]]]:
-        """Run one statement: (rows affected, rows returned as dicts)."""
-        with self._lock:
-            if self._conn is None:  # closed (the process is stopping): one sentence, never a NoneType error
-                raise StoreError("the state database is closed: Sleuth is stopping")
-            for attempt in (1, 2):
-                try:
-                    cur = self._conn.execute(self._sql(sql), params)
-                    rows: list[dict[str, Any]] = []
-                    if cur.description:
-                        names = [d[0] for d in cur.description]
-                        rows = [dict(zip(names, row)) for row in cur.fetchall()]
-                    return cur.rowcount, rows
-                except Exception:  # a dropped PostgreSQL connection is reopened once
-                    if self.postgres and attempt == 1 and self._tx_thread is None and self._conn.closed:
-                        self._connect()
-                        continue
-                    raise
-        raise AssertionError("unreachable")
-
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        with self._lock:
-            if self._conn is None:
-                raise StoreError("the state database is closed: Sleuth is stopping")
-            if self._tx_thread is not None:  # nested: the outer one commits
-                yield
-                return
-            self._tx_thread = threading.get_ident()
-            try:
-                if self.postgres:
-                    with self._conn.transaction():
-                        yield
-                else:
-                    self._conn.execute("BEGIN IMMEDIATE")
-                    try:
-                        yield
-                    except BaseException:
-                        self._conn.execute("ROLLBACK")
-                        raise
-                    self._conn.execute("COMMIT")
-            finally:
-                self._tx_thread = None
-
-    def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-
-
 class IncidentStore:
-    """Incidents per channel, their timelines, conversation threads and event claims.
+    """Incidents per channel, their timelines and conversation threads.
 
     ``prefix`` names the tables (``sleuth_incidents``...); tests give each run its own.
     """
 
     def __init__(self, storage: StorageConfig, *, prefix: str = "sleuth_") -> None:
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,40}", prefix):
-            raise ValueError(f"table prefix {prefix!r} must be letters, digits and underscores")
-        self.prefix = prefix
-        self.db = _Database(storage)
-        # Claims have their own connection: an ack never waits behind another thread's store work.
-        self.work_db = _Database(storage)
-        # So do reads: a lookup (the first thing /diagnose does) never queues behind a write that
-        # waits for SQLite's write lock (WAL lets a reader proceed beside a writer).
-        self.read_db = _Database(storage)
-        self._notes = threading.Lock()
-        self._create_schema()
-        self.db.execute(f"DELETE FROM {prefix}work WHERE received_at < ?", (time.time() - CLAIM_TTL_S,))
-
-    def _create_schema(self) -> None:
-        """Create the tables and add missing columns, in one transaction. On PostgreSQL it holds an
-        advisory lock first: two replicas running ``CREATE TABLE IF NOT EXISTS`` at once on a fresh
-        database collide in the catalog (``pg_type_typname_nsp_index``); the second one waits
-        instead and then finds everything there."""
-        with self.db.transaction():
-            if self.db.postgres:
-                self.db.execute("SELECT pg_advisory_xact_lock(?)", (SCHEMA_LOCK,))
-            for statement in _ddl(self.prefix, self.db.postgres):
-                self.db.execute(statement)
-            real = "DOUBLE PRECISION" if self.db.postgres else "REAL"
-            for table, column, kind in _MIGRATIONS:
-                name = f"{self.prefix}{table}"
-                if self.db.postgres:
-                    _, rows = self.db.execute(
-                        "SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() "
-                        "AND table_name = ? AND column_name = ?", (name, column))
-                else:
-                    rows = [r for r in self.db.execute(f"PRAGMA table_info({name})")[1] if r["name"] == column]
-                if not rows:
-                    self.db.execute(f"ALTER TABLE {name} ADD COLUMN {column} {kind.format(real=real)}")
+        self.prefix = check_prefix(prefix)
+        self.db = Database(storage)
+        # Reads have their own connection: a lookup (the first thing /diagnose does) never queues
+        # behind a write that waits for SQLite's write lock (WAL lets a reader proceed beside a writer).
+        self.read_db = Database(storage)
+        create_schema(self.db, _ddl(prefix, self.db.postgres), prefix=prefix)
 
     @property
     def backend(self) -> str:
@@ -306,7 +137,6 @@ class IncidentStore:
 
     def close(self) -> None:
         self.db.close()
-        self.work_db.close()
         self.read_db.close()
 
     def _read(self, sql: str, params: tuple = ()) -> list[dict[str, Any]]:
@@ -315,146 +145,8 @@ class IncidentStore:
 
     def drop(self) -> None:
         """Remove this prefix's tables (tests)."""
-        for table in ("incidents", "timeline", "threads", "work"):
+        for table in ("incidents", "timeline", "threads"):
             self.db.execute(f"DROP TABLE IF EXISTS {self.prefix}{table}")
-
-    # --- incoming work: claim, heartbeat, done, take over ------------------------------------------
-
-    def claim_work(self, key: str, body: dict[str, Any] | None, *, owner: str,
-                   stale_after: float = STALE_AFTER_S) -> bool:
-        """True when ``owner`` now holds ``key``: its first delivery, or a redelivery of work whose
-        owner stopped beating ``stale_after`` seconds ago. False for done work and for work a live
-        owner is doing (Slack's retries while it runs)."""
-        now = time.time()
-        count, _ = self.work_db.execute(
-            f"INSERT INTO {self.prefix}work (key, body, state, owner, attempts, received_at, heartbeat_at) "
-            "VALUES (?, ?, 'claimed', ?, 1, ?, ?) ON CONFLICT DO NOTHING",
-            (key, json.dumps(body or {}, separators=(",", ":")), owner, now, now))
-        return count == 1 or self.take_over(key, owner=owner, stale_after=stale_after)
-
-    def take_over(self, key: str, *, owner: str, stale_after: float = STALE_AFTER_S) -> bool:
-        """Claim unfinished work whose owner stopped beating; exactly one contender wins."""
-        now = time.time()
-        count, _ = self.work_db.execute(
-            f"UPDATE {self.prefix}work SET owner = ?, heartbeat_at = ?, attempts = attempts + 1 "
-            "WHERE key = ? AND state = 'claimed' AND heartbeat_at < ?", (owner, now, key, now - stale_after))
-        return count == 1
-
-    def release_work(self, owner: str, keys: list[str] | None = None) -> int:
-        """Hand back ``owner``'s unfinished claims (a stopping process): due at once for any process,
-        with their notes, so whoever takes them resumes. The number handed back."""
-        sql = (f"UPDATE {self.prefix}work SET state = 'retry', owner = '', next_at = ? "
-               "WHERE owner = ? AND state = 'claimed'")
-        params: tuple = (time.time(), owner)
-        if keys is not None:
-            if not keys:
-                return 0
-            sql += f" AND key IN ({', '.join('?' for _ in keys)})"
-            params += tuple(keys)
-        count, _ = self.work_db.execute(sql, params)
-        return count
-
-    def retry_work(self, key: str, *, owner: str, at: float, error: str) -> bool:
-        """Slack did not take the work: due again at ``at`` for any process's keeper."""
-        count, _ = self.work_db.execute(
-            f"UPDATE {self.prefix}work SET state = 'retry', owner = '', next_at = ?, tries = tries + 1, "
-            "last_error = ? WHERE key = ? AND owner = ? AND state = 'claimed'", (at, error[:500], key, owner))
-        return count == 1
-
-    def fail_work(self, key: str, *, error: str, owner: str | None = None) -> bool:
-        """Past its deadline: never run again; the channel is owed a notice (due now)."""
-        sql = (f"UPDATE {self.prefix}work SET state = 'failed', owner = '', next_at = ?, last_error = ? "
-               "WHERE key = ? AND state IN ('claimed', 'retry')")
-        params: tuple = (time.time(), error[:500], key)
-        if owner is not None:
-            sql += " AND owner = ?"
-            params += (owner,)
-        count, _ = self.work_db.execute(sql, params)
-        return count == 1
-
-    def due_work(self, *, state: str = "retry", limit: int = 50) -> list[Work]:
-        """Work in ``state`` (retry, or failed: a notice owed) whose time has come, oldest first."""
-        _, rows = self.work_db.execute(
-            f"SELECT key, body, attempts, received_at, note, tries, last_error FROM {self.prefix}work "
-            "WHERE state = ? AND next_at <= ? ORDER BY received_at LIMIT ?", (state, time.time(), limit))
-        return [self._work(r) for r in rows]
-
-    def take_due(self, key: str, *, owner: str) -> bool:
-        """Claim work due for a retry; exactly one contender wins."""
-        now = time.time()
-        count, _ = self.work_db.execute(
-            f"UPDATE {self.prefix}work SET state = 'claimed', owner = ?, heartbeat_at = ? "
-            "WHERE key = ? AND state = 'retry' AND next_at <= ?", (owner, now, key, now))
-        return count == 1
-
-    def take_notice(self, key: str, *, again_at: float) -> bool:
-        """The right to tell the channel about failed work now (the next try at ``again_at``)."""
-        count, _ = self.work_db.execute(
-            f"UPDATE {self.prefix}work SET next_at = ? WHERE key = ? AND state = 'failed' AND next_at <= ?",
-            (again_at, key, time.time()))
-        return count == 1
-
-    def next_due(self) -> float | None:
-        """When the next retry or notice is due (None: nothing waits)."""
-        _, rows = self.work_db.execute(
-            f"SELECT MIN(next_at) AS due FROM {self.prefix}work WHERE state IN ('retry', 'failed')")
-        due = rows[0]["due"] if rows else None
-        return float(due) if due is not None else None
-
-    def heartbeat(self, owner: str) -> int:
-        """Keep every unfinished claim of ``owner`` fresh; the number of claims it holds."""
-        count, _ = self.work_db.execute(f"UPDATE {self.prefix}work SET heartbeat_at = ? WHERE owner = ? AND state = 'claimed'",
-                                   (time.time(), owner))
-        return count
-
-    def finish_work(self, key: str) -> None:
-        """The work is over (done, or failed with the user told): never run again; the body is dropped."""
-        self.work_db.execute(f"UPDATE {self.prefix}work SET state = 'done', done_at = ?, body = '{{}}' WHERE key = ?",
-                        (time.time(), key))
-
-    def note_work(self, key: str, note: dict[str, Any]) -> dict[str, Any]:
-        """Add ``note`` to what unfinished work has recorded for whoever takes it over (its plan
-        message, the diagnosis it posted...); the whole note as stored."""
-        with self._notes:
-            merged = {**self.work_note(key), **note}
-            self.work_db.execute(f"UPDATE {self.prefix}work SET note = ? WHERE key = ? AND state IN ('claimed', 'retry')",
-                                 (json.dumps(merged, separators=(",", ":")), key))
-        return merged
-
-    def work_note(self, key: str) -> dict[str, Any]:
-        _, rows = self.work_db.execute(f"SELECT note FROM {self.prefix}work WHERE key = ?", (key,))
-        return json.loads(rows[0]["note"] or "{}") if rows else {}
-
-    def work(self, key: str) -> Work | None:
-        _, rows = self.work_db.execute(
-            f"SELECT key, body, attempts, received_at, note, tries, last_error FROM {self.prefix}work WHERE key = ?",
-            (key,))
-        return self._work(rows[0]) if rows else None
-
-    @staticmethod
-    def _work(r: dict[str, Any]) -> Work:
-        return Work(r["key"], json.loads(r["body"] or "{}"), int(r["attempts"]), float(r["received_at"]),
-                    json.loads(r["note"] or "{}"), int(r.get("tries") or 0), r.get("last_error"))
-
-    def give_up_work(self, key: str) -> None:
-        """Never run again (nothing is owed to anyone: a notice was given, or it kept killing its process)."""
-        self.work_db.execute(f"UPDATE {self.prefix}work SET state = 'abandoned', done_at = ?, body = '{{}}' WHERE key = ?",
-                        (time.time(), key))
-
-    def work_state(self, key: str) -> str | None:
-        _, rows = self.work_db.execute(f"SELECT state FROM {self.prefix}work WHERE key = ?", (key,))
-        return rows[0]["state"] if rows else None
-
-    def stale_work(self, *, stale_after: float = STALE_AFTER_S, newer_than_s: float = 3600.0,
-                   limit: int = 50) -> list[Work]:
-        """Unfinished work whose owner stopped beating, oldest first; work older than ``newer_than_s``
-        is left to lie (an hour-old /diagnose answered now would mislead)."""
-        now = time.time()
-        _, rows = self.work_db.execute(
-            f"SELECT key, body, attempts, received_at, note, tries, last_error FROM {self.prefix}work "
-            "WHERE state = 'claimed' AND heartbeat_at < ? AND received_at >= ? ORDER BY received_at LIMIT ?",
-            (now - stale_after, now - newer_than_s, limit))
-        return [self._work(r) for r in rows]
 
     # --- incidents ------------------------------------------------------------------------------
 
@@ -651,3 +343,9 @@ class IncidentStore:
             merged = sorted(set(found.charts) | set(names))
             self.db.execute(f"UPDATE {self.prefix}threads SET charts = ? WHERE thread_id = ?",
                             (json.dumps(merged), thread_id))
+
+    def thread_ids(self, incident_id: int) -> list[str]:
+        """The incident's conversation threads (their agent thread ids), oldest first."""
+        _, rows = self.db.execute(
+            f"SELECT thread_id FROM {self.prefix}threads WHERE incident_id = ? ORDER BY created_at", (incident_id,))
+        return [row["thread_id"] for row in rows]

@@ -31,3 +31,18 @@ def percent(value: Any) -> str:
         return f"{float(value) * 100:.0f}%"
     except (TypeError, ValueError):
         return "?"
+
+
+def clip(text: str, limit: int) -> str:
+    """At most ``limit`` characters, ending in an ellipsis when cut (never inside an &entity; or
+    inside Slack's <...> syntax: a mention, a link, a date token)."""
+    if len(text) <= limit:
+        return text
+    cut = text[: max(0, limit - 1)]
+    amp = cut.rfind("&")
+    if amp != -1 and ";" not in cut[amp:]:
+        cut = cut[:amp]
+    opened = cut.rfind("<")
+    if opened != -1 and ">" not in cut[opened:]:
+        cut = cut[:opened]
+    return cut.rstrip() + "…"

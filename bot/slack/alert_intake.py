@@ -23,7 +23,7 @@ from slack_bolt.request import BoltRequest
 
 from bot.alerts import (ALERT_EVENT, AlertBatch, AlertError, AlertsConfig, batch_to_dict, parse_alertmanager,
                         parse_generic, route)
-from bot.slack.app import REPLAYED
+from bot.slack.guard import REPLAYED
 from tools.httpbody import BodyError, read_json, reply_json
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ class AlertIntake:
                 "error": "no route matches this alert and alerts.channel is not set; add a default channel"}
         body = self._body(batch, routed.channel, routed.severity)
         # Stored (claimed by this process) before the answer; a repeat of the group finds it there.
-        if not self.sleuth.store.claim_work(f"event:{batch.key}", body, owner=self.sleuth.owner,
+        if not self.sleuth.claims.claim_work(f"event:{batch.key}", body, owner=self.sleuth.owner,
                                             stale_after=self.sleuth.config.slack.takeover_after_s):
             return HTTPStatus.OK, {"duplicate": True, "key": batch.key}
         # The work itself runs as a replayed event would (its claim is held), off the sender's time.

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from bot.config import parse_duration
-from bot.slack.blocks import from_slack
+from bot.slack.mrkdwn import from_slack
 from bot.incidents.store import STATUSES
 
 SUBCOMMANDS = ("start", "sev", "commander", "status", "timeline", "rollup", "resolve", "help")
@@ -87,7 +87,7 @@ def parse_user(token: str) -> str | None:
 
 def parse(text: str, *, known_services: Iterable[str] = (), command: str = "/diagnose") -> Command:
     """Parse what follows the command, as Slack sends it (escaped: it is read back as typed, see
-    blocks.from_slack). ``known_services`` lets a bare first word be a service."""
+    mrkdwn.from_slack). ``known_services`` lets a bare first word be a service."""
     text = from_slack(text or "").strip()
     words = text.split()
     if not words:

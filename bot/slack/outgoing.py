@@ -19,15 +19,19 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections import Counter
 from typing import Any, Callable
 
 from slack_sdk import WebClient
+from slack_sdk.http_retry import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 
 from bot.config import SafetyConfig
 from bot.safety import Redactor
 
 log = logging.getLogger("sleuth.slack")
+
+DEFAULT_API_URL = "https://slack.com/api/"
 
 # Keys whose values identify things (Slack's ids, our button values) rather than say anything:
 # redacting them could only break a call. Everything else that is a string is redacted.
@@ -149,3 +153,22 @@ def speak_through(client: WebClient) -> Callable[..., None]:
         next()
 
     return redact_what_is_said
+
+
+def api_url(explicit: str | None = None) -> str:
+    """The Web API base URL: explicit, else SLEUTH_SLACK_API_URL, else Slack's (always ending in /)."""
+    url = explicit or os.environ.get("SLEUTH_SLACK_API_URL") or DEFAULT_API_URL
+    return url if url.endswith("/") else url + "/"
+
+
+def make_client(token: str, *, base_url: str | None = None, timeout: int = 30,
+                safety: SafetyConfig | None = None) -> WebClient:
+    """A WebClient that retries 429 (honouring Retry-After) and connection errors, and redacts
+    everything it sends with ``safety``'s redactor (bot.slack.outgoing): the one way Sleuth
+    makes a Slack client, so nothing said to Slack skips redaction."""
+    return RedactingWebClient(
+        token=token, base_url=api_url(base_url), timeout=timeout,
+        retry_handlers=[ConnectionErrorRetryHandler(max_retry_count=2),
+                        RateLimitErrorRetryHandler(max_retry_count=3)],
+        redactor=Redactor(safety),
+    )

@@ -140,7 +140,7 @@ def demo_setup(config_path: Optional[Path]):
     incident added to memory from Slack is found by the next one."""
     from bot.config import load_config
     from bot.scenario import DEMO_SCENARIO, SCENARIOS_DIR, load_scenario
-    from bot.slack.flows import Defaults
+    from bot.slack.sleuth import Defaults
 
     base = load_config(config_path)
     scenario = load_scenario(SCENARIOS_DIR / DEMO_SCENARIO, base)
@@ -178,17 +178,20 @@ def chart_worker(stack: ExitStack):
 
 
 def open_sleuth(config, defaults, stack: ExitStack, *, prefix: str = "sleuth_"):
-    """The store, the agent (checkpointed in the same storage) and the Sleuth around them."""
+    """The store, the claimed work, the agent (checkpointed in the same storage) and the Sleuth around them."""
     from bot.agent import Agent, open_checkpointer
-    from bot.slack.flows import Sleuth
     from bot.incidents.store import IncidentStore
+    from bot.slack.claims import WorkClaims
+    from bot.slack.sleuth import Sleuth
 
     saver = stack.enter_context(open_checkpointer(config.storage))
     store = IncidentStore(config.storage, prefix=prefix)
     stack.callback(store.close)
+    claims = WorkClaims(config.storage, prefix=prefix)
+    stack.callback(claims.close)
     charts = Path(config.storage.sqlite).parent / "charts"
     agent = Agent(config, checkpointer=saver, charts_dir=charts, chart_executor=chart_worker(stack))
-    sleuth = Sleuth(config=config, store=store, agent=agent, defaults=defaults,
+    sleuth = Sleuth(config=config, store=store, claims=claims, agent=agent, defaults=defaults,
                     known_services=known_services(config))
     stack.callback(sleuth.close)
     return sleuth
@@ -203,10 +206,12 @@ def serve(
 ) -> None:
     """Run the Slack app: /diagnose, threads, the timeline, rollups and summaries."""
     from bot.config import ConfigError, load_config
+    from bot.incidents.database import StoreError
     from bot.slack.alert_intake import AlertIntake
-    from bot.slack.app import WorkKeeper, api_url, build_app, drain, make_client
-    from bot.slack.flows import Defaults
-    from bot.incidents.store import StoreError
+    from bot.slack.app import build_app
+    from bot.slack.keeper import WorkKeeper, drain
+    from bot.slack.outgoing import api_url, make_client
+    from bot.slack.sleuth import Defaults
 
     # Acks and first messages are short and must not queue behind investigations for the GIL:
     # hand it over every millisecond rather than every 5 (Python's default).
