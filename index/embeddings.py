@@ -343,7 +343,7 @@ class LocalMiniLMEmbedding(EmbeddingFunction[Documents]):
                     from chromadb.utils.embedding_functions.onnx_mini_lm_l6_v2 import ONNXMiniLM_L6_V2
 
                     delegate = ONNXMiniLM_L6_V2()
-                    delegate.DOWNLOAD_PATH = self.folder().parent  # type: ignore[misc]
+                    delegate.DOWNLOAD_PATH = self.folder().parent
                     self._delegate = delegate
         return [np.asarray(v, dtype=np.float32) for v in self._delegate(list(input))]
 

@@ -150,7 +150,7 @@ def evaluate(paths: Iterable[Path], *, dim: int | None = None,
             notes.append(f"{label} not evaluated: {exc}")
             continue
         embed_s = time.perf_counter() - t0
-        figures = measure(Xe, Xf, T)
+        figures: dict[str, Any] = dict(measure(Xe, Xf, T))
         figures["related_precision_at_5_strict"] = measure(Xe, Xs, T)["related_precision_at_5"]
         figures["embedding"] = {"name": function.name(), "config": function.get_config()}
         figures["embed_seconds"] = round(embed_s, 2)

@@ -90,6 +90,7 @@ class _Worker:
             return
         job = pickle.dumps((self.config, time.time(), self.jobs[following]), protocol=pickle.HIGHEST_PROTOCOL)
         stream = self.proc.stdin
+        assert stream is not None  # the worker is started with stdin=PIPE
 
         def write() -> None:
             try:
@@ -105,8 +106,10 @@ class _Worker:
     def get(self, number: int) -> dict[str, Any] | None:
         if self.proc is None or self.pending != number:
             return None
+        output = self.proc.stdout
+        assert output is not None  # the worker is started with stdout=PIPE
         try:
-            result = pickle.load(self.proc.stdout)
+            result = pickle.load(output)
         except Exception:
             self.close()
             return None
@@ -128,7 +131,8 @@ class _Worker:
                 raise TimeoutError  # a job in flight: no need to wait for it
             if self.sending is not None:
                 self.sending.join()
-            proc.stdin.close()  # the worker ends at the end of its input
+            if proc.stdin is not None:
+                proc.stdin.close()  # the worker ends at the end of its input
             proc.wait(timeout=5)
         except Exception:
             proc.kill()
@@ -136,7 +140,8 @@ class _Worker:
         finally:
             for stream in (proc.stdin, proc.stdout):
                 try:
-                    stream.close()
+                    if stream is not None:
+                        stream.close()
                 except Exception:
                     pass
 
@@ -146,7 +151,7 @@ class IngestMixin(HeadsMixin):
 
     BATCH_RECORDS = 1000  # records per Chroma write (and per category-head update) during an ingest
 
-    def _ingest(self, name: str, items: list[tuple[str, str, str, list[tuple[str, str]], dict[str, Any]]],
+    def _ingest(self, name: str, items: Sequence[tuple[str, str, str, list[tuple[str, str]], Any]],
                 on_progress: Callable[[int, int], None] | None = None, batch_records: int | None = None) -> IngestSummary:
         """items: (record id, source, content hash, parts [(part, text)], metadata; for incidents the record)."""
         batch_records = batch_records or self.BATCH_RECORDS

@@ -164,7 +164,7 @@ def dump_heads(heads: dict[str, CategoryHead], token: str) -> bytes:
     for name, head in heads.items():
         arrays.update(head.to_arrays(name))
     buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
+    np.savez(buffer, **arrays)  # type: ignore[arg-type]  # numpy's stub takes **arrays for allow_pickle
     return buffer.getvalue()
 
 

@@ -120,6 +120,15 @@ async def test_every_source_failing_still_returns_a_diagnosis(tmp_path):
     assert d.hypotheses and d.hypotheses[0].category == "unknown"
 
 
+async def test_metrics_files_from_another_time_say_when_their_samples_are(tmp_path):
+    """A scenario asked about a day its metrics files do not cover: the metrics source says so."""
+    folder = bad_deploy(tmp_path / "s")
+    d = await diagnose(folder, at=AT + 30 * 86400)
+    metrics = d.sources["metrics"]
+    assert metrics.status == "no_data"
+    assert "the metrics files hold samples from" in metrics.reason and "outside it" in metrics.reason
+
+
 async def test_bad_requests_are_one_sentence(tmp_path):
     folder = bad_deploy(tmp_path / "s")
     with pytest.raises(RequestError, match="symptom is empty"):

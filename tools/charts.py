@@ -93,23 +93,24 @@ def render_charts(specs: list[ChartSpec], folder: Path) -> list[Path]:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     written = []
+    # Times go to matplotlib as datetimes, which its date converter reads; its stubs only know floats.
     for spec in specs:
         fig = Figure(figsize=(8, 3.2), dpi=110)
         FigureCanvasAgg(fig)
         ax = fig.add_subplot()
         fig.subplots_adjust(left=0.08, right=0.98, top=0.9, bottom=0.11)
-        ax.plot([utc(t) for t in spec.timestamps], spec.values, color="#1f77b4", linewidth=1.2,
+        ax.plot([utc(t) for t in spec.timestamps], spec.values, color="#1f77b4", linewidth=1.2,  # type: ignore[arg-type]
                 label=spec.series_name)
         ax.axhline(spec.baseline_median, color="#7f7f7f", linestyle="--", linewidth=0.9, label="baseline median")
-        ax.axvspan(utc(spec.start), utc(spec.window_start), color="#dddddd", alpha=0.5, label="baseline")
+        ax.axvspan(utc(spec.start), utc(spec.window_start), color="#dddddd", alpha=0.5, label="baseline")  # type: ignore[arg-type]
         if spec.onset:
-            ax.axvline(utc(spec.onset), color="#d62728", linewidth=1.5, label="onset")
+            ax.axvline(utc(spec.onset), color="#d62728", linewidth=1.5, label="onset")  # type: ignore[arg-type]
         for change in spec.changes:
-            ax.axvline(utc(change.at), color="#ff7f0e" if change.same_component else "#bcbd22",
+            ax.axvline(utc(change.at), color="#ff7f0e" if change.same_component else "#bcbd22",  # type: ignore[arg-type]
                        linestyle=":", linewidth=1.3)
             ax.annotate(change.label, (utc(change.at), 1.0), xycoords=("data", "axes fraction"), fontsize=7,
                         rotation=90, va="top", ha="right")
-        ax.set_xlim(utc(spec.start), utc(spec.end))
+        ax.set_xlim(utc(spec.start), utc(spec.end))  # type: ignore[arg-type]
         ax.set_title(spec.title, fontsize=9)
         ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M"))
         ax.tick_params(labelsize=8)

@@ -88,10 +88,10 @@ def _shrink(obj: Any, items: int, chars: int, depth: int) -> Any:
         if depth <= 0:
             return f"{{{len(obj)} keys}}"
         keep = max(items * 2, 1)
-        out = {k: _shrink(v, items, chars, depth - 1) for k, v in list(obj.items())[:keep]}
+        kept = {k: _shrink(v, items, chars, depth - 1) for k, v in list(obj.items())[:keep]}
         if len(obj) > keep:
-            out["…"] = f"+{len(obj) - keep} more keys"
-        return out
+            kept["…"] = f"+{len(obj) - keep} more keys"
+        return kept
     return obj
 
 

@@ -6,6 +6,7 @@ be added, never renamed: the CLI's ``--json``, the Slack adapter and the evaluat
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Literal
@@ -119,7 +120,7 @@ class Diagnosis:
         """The inverse of to_dict (extra keys, such as the agent's narrative, are dropped)."""
 
         def build(kind: type, item: dict[str, Any]) -> Any:
-            names = kind.__dataclass_fields__
+            names = {f.name for f in dataclasses.fields(kind)}
             return kind(**{k: v for k, v in item.items() if k in names})
 
         return cls(

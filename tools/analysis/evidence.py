@@ -68,9 +68,9 @@ def log_evidence(obs: Observations, profiles: dict[str, Profile], split: float,
     # A cause logs before users feel it (a hardware error, then the failures it causes): lines
     # from shortly before the onset count with those after it.
     lead_split = max(start + 60, split - LOG_LEAD_S) if split > obs.window_start else split
-    covered = covered_minutes(obs.templates)
-    gaps = sum(1 for m in range(int(start // 60), int(split // 60)) if m not in covered)
-    if covered and gaps and min(covered) * 60 < split:
+    minutes = covered_minutes(obs.templates)
+    gaps = sum(1 for m in range(int(start // 60), int(split // 60)) if m not in minutes)
+    if minutes and gaps and min(minutes) * 60 < split:
         limits.append(f"no service logged anything for {gaps} minute{'s' if gaps > 1 else ''} before the onset "
                       "(a gap in collection): log rates before it are over the minutes the logs cover")
     for component, templates in by_service.items():
@@ -79,8 +79,8 @@ def log_evidence(obs: Observations, profiles: dict[str, Profile], split: float,
         running: list[Template] = []
         for t in templates:
             (running if t.count_between(lead_split - 120, lead_split) else fresh).append(t)
-        found = (template_changes(fresh, lead_split, start, obs.at, covered=covered)
-                 + template_changes(running, split, start, obs.at, covered=covered))
+        found = (template_changes(fresh, lead_split, start, obs.at, covered=minutes)
+                 + template_changes(running, split, start, obs.at, covered=minutes))
         found.sort(key=lambda c: -c.strength)
         profiles.setdefault(component, Profile(component)).templates = found
         changes.extend(found)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 from tools.analysis.model import Candidate
 from tools.diagnosis import Hypothesis
@@ -34,7 +35,7 @@ def rank_hypotheses(candidates: list[Candidate], service: str, onset: float | No
         confidence = round(max(0.05, min(ceiling, level * (0.6 + 0.4 * share))), 2)
         ceiling = confidence
         sources = {k for k, v in cand.support.items() if v > 0.05}
-        status = "supported" if len(sources) >= 2 and confidence >= 0.35 else "proposed"
+        status: Literal["supported", "proposed"] = "supported" if len(sources) >= 2 and confidence >= 0.35 else "proposed"
         where = f" ({', '.join(f'{k} {v}' for k, v in cand.scope.items())})" if cand.scope else ""
         statement = f"{_NAMES.get(cand.category, cand.category)} in {cand.component}{where}"
         if cand.reasons:

@@ -82,7 +82,7 @@ def knock_on_cause(profile: "Profile", profiles: dict[str, "Profile"], topology:
     suspects -= {a.component for a in profile.anomalies if a.component != profile.name}
     earlier = [
         (other.onset, name) for name in suspects
-        if (other := profiles.get(name)) is not None and other.onset is not None
+        if name is not None and (other := profiles.get(name)) is not None and other.onset is not None
         # Within one step of each other, two departures cannot be ordered: the dependency's counts.
         and other.strength >= 0.3 and other.onset <= profile.onset + step_s
         and (other.onset < caused_after or name in senders)  # a sender's load is its own doing

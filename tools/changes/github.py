@@ -62,8 +62,10 @@ class GitHubDeployments:
             return None
         sha = str(item.get("sha") or "")
         ref = str(item.get("ref") or sha[:7])
-        payload = item.get("payload") if isinstance(item.get("payload"), dict) else {}
-        creator = item.get("creator") if isinstance(item.get("creator"), dict) else {}
+        payload = item.get("payload")
+        payload = payload if isinstance(payload, dict) else {}
+        creator = item.get("creator")
+        creator = creator if isinstance(creator, dict) else {}
         kind = payload.get("kind")
         return Change(
             id=f"gh-{item.get('id')}",
@@ -79,9 +81,10 @@ class GitHubDeployments:
 
     async def _deployments(self, repo: GitHubRepo, start: float) -> list[dict]:
         """Deployments newest first, following ``Link: rel="next"`` until they predate ``start``."""
-        params: dict[str, str] | None = {"per_page": "100"}
+        first: dict[str, str] = {"per_page": "100"}
         if repo.environment:
-            params["environment"] = repo.environment
+            first["environment"] = repo.environment
+        params: dict[str, str] | None = first
         url = f"/repos/{repo.repo}/deployments"
         items: list[dict] = []
         for _ in range(self.config.max_pages):

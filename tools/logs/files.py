@@ -139,13 +139,13 @@ def _read_files(paths: Iterable[Path], services: set[str] | None, start: float, 
                 if services is None or record.service in services:
                     yield record
             continue
-        for record in _parse_file(Path(path), prepare, limit=max_lines - read, stop=stop):
+        for parsed in _parse_file(Path(path), prepare, limit=max_lines - read, stop=stop):
             read += 1
-            if record is None or not (start <= record.ts <= end):
+            if parsed is None or not (start <= parsed.ts <= end):
                 continue
-            if services is not None and record.service not in services:
+            if services is not None and parsed.service not in services:
                 continue
-            yield record
+            yield parsed
 
 
 def _until(stop: threading.Event, records: Iterable[LogRecord], every: int = 2000) -> Iterator[LogRecord]:

@@ -112,7 +112,7 @@ def strip_header(message: str, level: str) -> str:
             return (rest[found.end():] or message) if _KLOG_LEVELS[found.group("letter")] == level else message
     found = _HEADER_TIME.match(rest)
     timed = found is not None
-    if timed:
+    if found is not None:
         rest = rest[found.end():]
     found = _HEADER_LEVEL.match(rest)
     if found and _level_of(found.group("bracket") or found.group("angle") or found.group("pair")

@@ -370,10 +370,10 @@ class EmbeddedBackend:
 
     def span(self) -> tuple[float, float] | None:
         """(first, last) sample time over the files; None when they hold no timestamped sample."""
-        series = [s for s in self._load() if len(s.ts)]
+        series = [s for s in self._load() if len(s.timestamps)]
         if not series:
             return None
-        return min(float(s.ts[0]) for s in series), max(float(s.ts[-1]) for s in series)
+        return min(float(s.timestamps[0]) for s in series), max(float(s.timestamps[-1]) for s in series)
 
     def _select(self, query: str) -> list[_StoredSeries]:
         matchers = parse_selector(query)

@@ -278,13 +278,13 @@ def _plan(by_component: dict[str, list[dict[str, str]]], label_of: dict[str, str
                                     label, values, signal.name if signal is not GENERIC else None,
                                     per_series="template", name=f"{family} p99"))
     for (name, label), comps in sorted(groups.items()):
-        values = sorted(comps - with_requests)
-        if readings[name] == "summary_count" and values:
-            planned.append(_Planned(f"sum by ({label}) (rate({_sel(name)}[{rate}]))", label, values,
+        names_left = sorted(comps - with_requests)
+        if readings[name] == "summary_count" and names_left:
+            planned.append(_Planned(f"sum by ({label}) (rate({_sel(name)}[{rate}]))", label, names_left,
                                     "request_rate", per_series="template", name=name))
     for label, names in sorted(gauges.items()):
-        comps = sorted(set().union(*names.values()))
-        planned.append(_Planned("{" + SEL + f',__name__=~"{regex_of(names)}"' + "}", label, comps))
+        members = sorted(set().union(*names.values()))
+        planned.append(_Planned("{" + SEL + f',__name__=~"{regex_of(names)}"' + "}", label, members))
     counters.sort(key=lambda item: item[0])
     planned += [p for _, p in counters[:MAX_COUNTER_FAMILIES]]
     return planned
