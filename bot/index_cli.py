@@ -6,6 +6,8 @@ Chroma is imported inside the commands so that ``sleuth --help`` stays fast.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import sys
 from pathlib import Path
@@ -23,6 +25,8 @@ index_app = typer.Typer(
 )
 
 _MEMORY_HELP = "embedded store folder (default: .sleuth/memory)"
+DIM_OPTION = typer.Option(None, "--dim", help="hashed: vector dimension (unset: 1024 for a new memory, an "
+                          "existing memory's own)")
 
 
 def _guard(work: Callable[[], Any]) -> Any:
@@ -31,7 +35,7 @@ def _guard(work: Callable[[], Any]) -> Any:
     return guard(work, SleuthIndexError)
 
 
-def _memory(config_path: Optional[Path], memory: Optional[Path], chroma_host: Optional[str],
+def _memory(config_path: Optional[Path], *, memory: Optional[Path], chroma_host: Optional[str],
             chroma_port: Optional[int], chroma_ssl: bool, embedding: str, embedding_url: Optional[str],
             embedding_model: Optional[str], embedding_key_env: Optional[str], dim: Optional[int]):
     from index.embeddings import EmbeddingConfig
@@ -66,35 +70,50 @@ def _memory(config_path: Optional[Path], memory: Optional[Path], chroma_host: Op
     return Memory(config)
 
 
-# Options shared by every command.
-_config_opt = typer.Option(None, "--config", "-c", help="use sleuth.yml's memory: section (as diagnose does)")
-_memory_opt = typer.Option(None, "--memory", help=_MEMORY_HELP)
-_host_opt = typer.Option(None, "--chroma-host", help="a Chroma server instead of the embedded store")
-_port_opt = typer.Option(None, "--chroma-port", help="the Chroma server's port (default 8000)")
-_ssl_opt = typer.Option(False, "--chroma-ssl", help="reach the Chroma server over HTTPS")
-_emb_opt = typer.Option("hashed", "--embedding", help="hashed (offline default), openai or onnx-minilm")
-_emb_url_opt = typer.Option(None, "--embedding-url", help="openai: base URL, e.g. http://127.0.0.1:11434/v1")
-_emb_model_opt = typer.Option(None, "--embedding-model", help="openai: model name")
-_emb_key_opt = typer.Option("OPENAI_API_KEY", "--embedding-key-env", help="openai: NAME of the env var with the key")
-_dim_opt = typer.Option(None, "--dim", help="hashed: vector dimension (unset: 1024 for a new memory, an "
-                        "existing memory's own)")
+# The options every command that opens the memory takes, declared once: ``memory_options`` adds
+# them to a command's signature (typer reads the signature) and hands the command ``open_memory``.
+_MEMORY_OPTIONS: tuple[tuple[str, Any, Any], ...] = (
+    ("memory", Optional[Path], typer.Option(None, "--memory", help=_MEMORY_HELP)),
+    ("chroma_host", Optional[str], typer.Option(None, "--chroma-host", help="a Chroma server instead of the embedded store")),
+    ("chroma_port", Optional[int], typer.Option(None, "--chroma-port", help="the Chroma server's port (default 8000)")),
+    ("chroma_ssl", bool, typer.Option(False, "--chroma-ssl", help="reach the Chroma server over HTTPS")),
+    ("embedding", str, typer.Option("hashed", "--embedding", help="hashed (offline default), openai or onnx-minilm")),
+    ("embedding_url", Optional[str], typer.Option(None, "--embedding-url",
+                                                   help="openai: base URL, e.g. http://127.0.0.1:11434/v1")),
+    ("embedding_model", Optional[str], typer.Option(None, "--embedding-model", help="openai: model name")),
+    ("embedding_key_env", Optional[str], typer.Option("OPENAI_API_KEY", "--embedding-key-env",
+                                                       help="openai: NAME of the env var with the key")),
+    ("dim", Optional[int], DIM_OPTION),
+    ("config", Optional[Path], typer.Option(None, "--config", "-c",
+                                            help="use sleuth.yml's memory: section (as diagnose does)")),
+)
+
+
+def memory_options(command: Callable[..., None]) -> Callable[..., None]:
+    """Give ``command`` the shared memory options; it receives ``open_memory`` (no arguments) instead."""
+    signature = inspect.signature(command)
+    own = [p for name, p in signature.parameters.items() if name != "open_memory"]
+    shared = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=kind)
+              for name, kind, option in _MEMORY_OPTIONS]
+
+    @functools.wraps(command)
+    def run(**values: Any) -> None:
+        chosen = {name: values.pop(name) for name, _, _ in _MEMORY_OPTIONS}
+        config_path = chosen.pop("config")
+        command(open_memory=lambda: _memory(config_path, **chosen), **values)
+
+    run.__signature__ = signature.replace(parameters=own + shared)  # type: ignore[attr-defined]
+    return run
 
 
 @index_app.command()
+@memory_options
 def add(
     paths: list[Path] = typer.Argument(..., help="postmortem files or folders (.md, .json, .jsonl), or runbook folders"),
     runbooks: bool = typer.Option(False, "--runbooks", help="the paths are runbooks (Markdown with front matter)"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
-    memory: Optional[Path] = _memory_opt,
-    chroma_host: Optional[str] = _host_opt,
-    chroma_port: Optional[int] = _port_opt,
-    chroma_ssl: bool = _ssl_opt,
-    embedding: str = _emb_opt,
-    embedding_url: Optional[str] = _emb_url_opt,
-    embedding_model: Optional[str] = _emb_model_opt,
-    embedding_key_env: Optional[str] = _emb_key_opt,
-    dim: Optional[int] = _dim_opt,
-    config: Optional[Path] = _config_opt,
+    *,
+    open_memory: Callable[[], Any],  # given by memory_options
 ) -> None:
     """Add postmortems (or --runbooks) to the memory; the same document twice is one record."""
 
@@ -106,8 +125,7 @@ def add(
         from index.store import IngestSummary
 
         records, file_skips = collect(paths, runbooks=runbooks)
-        mem = _memory(config, memory, chroma_host, chroma_port, chroma_ssl, embedding, embedding_url,
-                      embedding_model, embedding_key_env, dim)
+        mem = open_memory()
         err = Console(stderr=True)
         ingest = mem.add_runbooks if runbooks else mem.add_records
         with Progress(TextColumn("[bold]embedding[/bold]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -142,28 +160,20 @@ def _print_summary(summary, collection: str, where: str) -> None:
 
 
 @index_app.command()
+@memory_options
 def search(
     text: str = typer.Argument(..., help="the symptom, alert or question"),
     service: Optional[str] = typer.Option(None, "--service", "-s", help="keep incidents on this service"),
     since: Optional[str] = typer.Option(None, "--since", help="keep incidents from this date (YYYY-MM-DD)"),
     k: int = typer.Option(5, "--k", "-k", min=1, max=100, help="how many incidents"),
     as_json: bool = typer.Option(False, "--json", help="print results and suggestion as JSON"),
-    memory: Optional[Path] = _memory_opt,
-    chroma_host: Optional[str] = _host_opt,
-    chroma_port: Optional[int] = _port_opt,
-    chroma_ssl: bool = _ssl_opt,
-    embedding: str = _emb_opt,
-    embedding_url: Optional[str] = _emb_url_opt,
-    embedding_model: Optional[str] = _emb_model_opt,
-    embedding_key_env: Optional[str] = _emb_key_opt,
-    dim: Optional[int] = _dim_opt,
-    config: Optional[Path] = _config_opt,
+    *,
+    open_memory: Callable[[], Any],  # given by memory_options
 ) -> None:
     """Find similar past incidents; suggest a root-cause category and the fixes that worked."""
 
     def work() -> None:
-        mem = _memory(config, memory, chroma_host, chroma_port, chroma_ssl, embedding, embedding_url,
-                      embedding_model, embedding_key_env, dim)
+        mem = open_memory()
         results = mem.find_similar_incidents(text, service=service, since=since, k=k)
         suggestion = mem.suggest(results, text)
         runbooks = mem.find_runbooks(text, category=suggestion.category, k=2)
@@ -200,23 +210,15 @@ def _print_results(results, suggestion, runbooks, where: str) -> None:
 
 
 @index_app.command()
+@memory_options
 def rebuild(
-    memory: Optional[Path] = _memory_opt,
-    chroma_host: Optional[str] = _host_opt,
-    chroma_port: Optional[int] = _port_opt,
-    chroma_ssl: bool = _ssl_opt,
-    embedding: str = _emb_opt,
-    embedding_url: Optional[str] = _emb_url_opt,
-    embedding_model: Optional[str] = _emb_model_opt,
-    embedding_key_env: Optional[str] = _emb_key_opt,
-    dim: Optional[int] = _dim_opt,
-    config: Optional[Path] = _config_opt,
+    *,
+    open_memory: Callable[[], Any],  # given by memory_options
 ) -> None:
     """Re-embed everything with the configured embedding function (after changing it)."""
 
     def work() -> None:
-        mem = _memory(config, memory, chroma_host, chroma_port, chroma_ssl, embedding, embedding_url,
-                      embedding_model, embedding_key_env, dim)
+        mem = open_memory()
         counts = mem.rebuild()
         if not counts:
             typer.echo(f"nothing to rebuild in {mem.config.where()}")
@@ -231,7 +233,7 @@ def rebuild(
 def eval_(
     paths: list[Path] = typer.Argument(..., help="a labelled corpus: files or folders (.md, .json, .jsonl)"),
     as_json: bool = typer.Option(False, "--json", help="print the figures as JSON"),
-    dim: Optional[int] = _dim_opt,
+    dim: Optional[int] = DIM_OPTION,
 ) -> None:
     """Leave-one-out quality on a labelled corpus: early category suggestion and related-incident precision@5."""
 

@@ -125,7 +125,7 @@ def test_no_private_name_is_imported_from_another_module(where):
         parts = path.relative_to(ROOT).with_suffix("").parts
         name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
         for module, names, line in _imports(name, path):
-            if not (module.split(".")[0] in PACKAGES):
+            if module.split(".")[0] not in PACKAGES:
                 continue
             private = [n for n in names if n.startswith("_") and not n.startswith("__")]
             if private:
