@@ -29,9 +29,11 @@ from typing import Any
 
 import numpy as np
 
-from bot.agent import Turn, mentioned_services, parse_span, parse_time_phrase, run_sync
 from bot.agent_tools import IncidentScope, Toolbox, ToolArgumentError, add_evidence
+from bot.context import AgentContext
 from bot.narrate import describe_hypothesis, top_hypothesis
+from bot.phrases import mentioned_services, parse_span, parse_time_phrase
+from bot.turns import Turn, run_sync
 from tools.diagnosis import iso
 from tools.http import SourceError
 
@@ -70,27 +72,27 @@ def classify(text: str, known: list[str]) -> tuple[str, Any]:
     return "other", None
 
 
-def _scope(agent, state: dict[str, Any], end: float | None = None) -> IncidentScope:
+def _scope(ctx: AgentContext, state: dict[str, Any], end: float | None = None) -> IncidentScope:
     scope = state["scope"]
     live_end = scope["end"]
     if state.get("request", {}).get("live"):
-        live_end = max(live_end, agent.clock())
+        live_end = max(live_end, ctx.clock())
     return IncidentScope(symptom=scope["symptom"], service=scope["service"], start=scope["start"],
                          window_start=scope["window_start"], end=end or live_end, services=scope["services"])
 
 
-def _recovery(agent, state: dict[str, Any], text: str) -> tuple[str, list[str], dict[str, Any]]:
+def _recovery(ctx: AgentContext, state: dict[str, Any], text: str) -> tuple[str, list[str], dict[str, Any]]:
     """Re-query the symptom's signals and compare baseline, incident and since-the-action."""
     from tools.metrics import open_backend
 
     ledger = dict(state["ledger"])
     diagnosis = state.get("diagnosis") or {}
-    now = agent.clock()
+    now = ctx.clock()
     action = parse_time_phrase(text, now)
     approved = [d for d in state.get("decisions", []) if d.get("approved")]
     if action is None and approved:
         action = approved[-1].get("ts")
-    scope = _scope(agent, state, end=max(now, state["scope"]["end"]))
+    scope = _scope(ctx, state, end=max(now, state["scope"]["end"]))
     if action is None:
         action = scope.end
     onset_text = diagnosis.get("incident", {}).get("onset")
@@ -109,7 +111,7 @@ def _recovery(agent, state: dict[str, Any], text: str) -> tuple[str, list[str], 
     if not queries:
         return ("I have no metric from this incident to re-check; name a signal or a service and I will look.",
                 [], ledger)
-    backend = open_backend(agent.config.metrics)
+    backend = open_backend(ctx.config.metrics)
     if backend is None:
         return "No metrics backend is configured, so I cannot check recovery.", [], ledger
 
@@ -117,7 +119,7 @@ def _recovery(agent, state: dict[str, Any], text: str) -> tuple[str, list[str], 
         try:
             out = []
             for query in queries:
-                out.append((query, await backend.query_range(query, scope.start, scope.end, agent.config.metrics.step_s)))
+                out.append((query, await backend.query_range(query, scope.start, scope.end, ctx.config.metrics.step_s)))
             return out
         finally:
             await backend.aclose()
@@ -183,11 +185,11 @@ def _parse_iso(text: str | None) -> float | None:
         return None
 
 
-def _changes(agent, state: dict[str, Any], text: str, service: str | None) -> tuple[str, list[str], dict[str, Any]]:
+def _changes(ctx: AgentContext, state: dict[str, Any], text: str, service: str | None) -> tuple[str, list[str], dict[str, Any]]:
     ledger = dict(state["ledger"])
     span = parse_span(text)
-    scope = _scope(agent, state)
-    toolbox = Toolbox(agent.config, scope, ledger, run_sync, agent.redactor)
+    scope = _scope(ctx, state)
+    toolbox = Toolbox(ctx.config, scope, ledger, run_sync, ctx.redactor)
     minutes = int(span // 60) if span else None
     if span and scope.end - span < scope.start:
         # Further back than the incident's range: widen the start for this read-only listing.
@@ -217,9 +219,9 @@ def _span_words(span: float | None) -> str:
     return f"in the last {hours:g} hours" if hours >= 1 else f"in the last {span / 60:g} minutes"
 
 
-def _service(agent, state: dict[str, Any], service: str) -> tuple[str, list[str], dict[str, Any]]:
+def _service(ctx: AgentContext, state: dict[str, Any], service: str) -> tuple[str, list[str], dict[str, Any]]:
     ledger = dict(state["ledger"])
-    toolbox = Toolbox(agent.config, _scope(agent, state), ledger, run_sync, agent.redactor)
+    toolbox = Toolbox(ctx.config, _scope(ctx, state), ledger, run_sync, ctx.redactor)
     try:
         result = toolbox.call("check_service", {"service": service})
     except (SourceError, ToolArgumentError) as exc:
@@ -265,7 +267,7 @@ def awaiting_reason(state: dict[str, Any], now: float, by: str | None = None) ->
     return last
 
 
-def _is_reason(text: str, intent: str) -> bool:
+def is_reason(text: str, intent: str) -> bool:
     """After a rejection: a statement that is not a question, nor a request to check a service or
     list changes, unless it starts like a reason ("because the deploy changed the schema")."""
     if "?" in text:
@@ -273,10 +275,10 @@ def _is_reason(text: str, intent: str) -> bool:
     return intent in ("recovery", "other") or bool(_REASON_START.search(text))
 
 
-def _note_reason(agent, state: dict[str, Any], text: str, rejected: dict[str, Any],
+def _note_reason(ctx: AgentContext, state: dict[str, Any], text: str, rejected: dict[str, Any],
                  messages: list[dict[str, Any]]) -> dict[str, Any]:
     """Record ``text`` as (more of) the reason ``rejected`` was rejected; say so in one line."""
-    said = agent.redactor.redact(" ".join(text.split()))[:1000]
+    said = ctx.redactor.redact(" ".join(text.split()))[:1000]
     decisions = [dict(d) for d in state.get("decisions") or []]
     for d in decisions:
         if d.get("id") == rejected.get("id") and d.get("ts") == rejected.get("ts"):
@@ -284,17 +286,17 @@ def _note_reason(agent, state: dict[str, Any], text: str, rejected: dict[str, An
     what = f"{str(rejected.get('action', '')).replace('_', ' ')} {rejected.get('target') or ''}".strip()
     answer = (f"Noted as the reason {rejected.get('id')} ({what}) was rejected: {said}\n"
               "To compare the signals after an action, ask \"is it recovering?\".")
-    messages.append({"role": "assistant", "text": answer, "at": iso(agent.clock())})
+    messages.append({"role": "assistant", "text": answer, "at": iso(ctx.clock())})
     turn = Turn(state["thread_id"], "answer", answer, diagnosis=state.get("diagnosis"),
                 pending=state.get("pending", []), decisions=decisions, charts=state.get("charts", []),
                 model=state.get("usage") or {})
     return {"turn": turn.to_dict(), "messages": messages, "decisions": decisions}
 
 
-def answer_follow_up(agent, state: dict[str, Any]) -> dict[str, Any]:
+def answer_follow_up(ctx: AgentContext, state: dict[str, Any]) -> dict[str, Any]:
     event = state["event"]
     text = (event.get("text") or "").strip()
-    said = {"role": "user", "text": agent.redactor.redact(text), "at": iso(event.get("received") or agent.clock())}
+    said = {"role": "user", "text": ctx.redactor.redact(text), "at": iso(event.get("received") or ctx.clock())}
     if event.get("by"):
         said["by"] = event["by"]  # who wrote (Slack): a rejection's reason is its author's to give
     messages = list(state.get("messages") or []) + [said]
@@ -302,25 +304,25 @@ def answer_follow_up(agent, state: dict[str, Any]) -> dict[str, Any]:
         turn = Turn(state["thread_id"], "error", "there is no diagnosis in this thread yet; start one with a symptom")
         return {"turn": turn.to_dict(), "messages": messages}
     intent, target = classify(text, state["scope"].get("services", []))
-    rejected = awaiting_reason(state, float(event.get("received") or agent.clock()), by=event.get("by"))
-    if rejected is not None and _is_reason(text, intent):
-        return _note_reason(agent, state, text, rejected, messages)
+    rejected = awaiting_reason(state, float(event.get("received") or ctx.clock()), by=event.get("by"))
+    if rejected is not None and is_reason(text, intent):
+        return _note_reason(ctx, state, text, rejected, messages)
     cited: list[str] = []
     ledger = state["ledger"]
     if intent == "recovery":
-        answer, cited, ledger = _recovery(agent, state, text)
+        answer, cited, ledger = _recovery(ctx, state, text)
     elif intent == "changes":
-        answer, cited, ledger = _changes(agent, state, text, target)
+        answer, cited, ledger = _changes(ctx, state, text, target)
     elif intent == "service":
-        answer, cited, ledger = _service(agent, state, target)
+        answer, cited, ledger = _service(ctx, state, target)
     else:
         answer = _other(state)
     usage = state.get("usage") or {}
-    client = agent.model_client()
+    client = ctx.model_client()
     if client is not None:
-        answer, cited, ledger, usage = _with_model(agent, client, state, text, answer, cited, ledger)
-    answer = agent.redactor.redact(answer)
-    messages.append({"role": "assistant", "text": answer, "at": iso(agent.clock())})
+        answer, cited, ledger, usage = _with_model(ctx, client, state, text, answer, cited, ledger)
+    answer = ctx.redactor.redact(answer)
+    messages.append({"role": "assistant", "text": answer, "at": iso(ctx.clock())})
     diagnosis = dict(state["diagnosis"])
     diagnosis["evidence"] = list(ledger.values())
     turn = Turn(state["thread_id"], "answer", answer, diagnosis=diagnosis, pending=state.get("pending", []),
@@ -329,13 +331,13 @@ def answer_follow_up(agent, state: dict[str, Any]) -> dict[str, Any]:
 
 
 
-def _with_model(agent, client, state: dict[str, Any], text: str, answer: str, cited: list[str],
+def _with_model(ctx: AgentContext, client, state: dict[str, Any], text: str, answer: str, cited: list[str],
                 ledger: dict[str, Any]) -> tuple[str, list[str], dict[str, Any], dict[str, Any]]:
     """The model's answer to the message (given Sleuth's own finding), checked before it is shown."""
     from bot.grounding import clean_model_text, cited_ids, fence_data, filter_actions, is_echo
     from bot.reasoning import FOLLOW_UP_KEYS, follow_up_task, run_model_loop
 
-    redact = agent.redactor.redact
+    redact = ctx.redactor.redact
     found: list[dict[str, Any]] = []
     instructions = follow_up_task(ledger)
     task = instructions + "\nThe message:\n" + fence_data("slack", redact(text), "the message", found)
@@ -343,7 +345,7 @@ def _with_model(agent, client, state: dict[str, Any], text: str, answer: str, ci
         task += ("\nWhat Sleuth found for it (evidence " + ", ".join(cited) + "):\n"
                  + fence_data("finding", redact(answer), "Sleuth's finding", found))
     loop_state = dict(state, ledger=ledger)
-    outcome = run_model_loop(agent, client, loop_state, task=task, keys=FOLLOW_UP_KEYS,
+    outcome = run_model_loop(ctx, client, loop_state, task=task, keys=FOLLOW_UP_KEYS,
                              history=state.get("messages"), found=found, instructions=instructions)
     usage = dict(outcome.usage)
     ledger = outcome.ledger

@@ -34,9 +34,11 @@ from typing import Any
 from bot.agent_tools import (IncidentScope, ToolArgumentError, Toolbox, add_evidence, check_arguments,
                              parse_arguments, resolve_tool_name, tool_specs)
 from bot.config import parse_duration
+from bot.context import AgentContext
 from bot.grounding import (check_claims, clean_model_text, cited_ids, fence_data, filter_actions, filter_texts,
                            is_echo, suspicious_entries)
 from bot.llm import ModelClient, ModelUnavailable, ToolsRejected, read_answer
+from bot.turns import run_sync
 from prompts import render, tool_guidance
 from tools.http import SourceError
 from tools.taxonomy import ACTIONS, CATEGORIES
@@ -201,7 +203,7 @@ def _loads(text: Any) -> Any:
 
 
 # --- the loop -----------------------------------------------------------------------------------------
-def run_model_loop(agent, client: ModelClient, state: dict[str, Any], *, task: str,
+def run_model_loop(ctx: AgentContext, client: ModelClient, state: dict[str, Any], *, task: str,
                    keys: tuple[str, ...] = FINAL_KEYS, history: list[dict[str, Any]] | None = None,
                    found: list[dict[str, Any]] | None = None, instructions: str | None = None) -> LoopOutcome:
     """The tool loop. ``task`` is the last user message (the final-answer instructions or a
@@ -214,15 +216,15 @@ def run_model_loop(agent, client: ModelClient, state: dict[str, Any], *, task: s
     usage["limits"] = []  # this investigation's or follow-up's own
     usage["name"] = client.name
     ledger = dict(state["ledger"])
-    redact = agent.redactor.redact
+    redact = ctx.redactor.redact
     found = found if found is not None else []
-    budget = _Budget(agent.config.agent, usage)
+    budget = _Budget(ctx.config.agent, usage)
     scope_dict = {k: v for k, v in state.get("scope", {}).items() if k != "known"}
     scope = IncidentScope(**{k: scope_dict[k] for k in ("symptom", "service", "start", "window_start", "end",
                                                        "services")})
     if state.get("request", {}).get("live"):
-        scope.end = max(scope.end, agent.clock())
-    toolbox = Toolbox(agent.config, scope, ledger, _run_sync, agent.redactor)
+        scope.end = max(scope.end, ctx.clock())
+    toolbox = Toolbox(ctx.config, scope, ledger, run_sync, ctx.redactor)
     opening = incident_context(state, redact, found)
     if history:
         opening += "\n\n" + thread_block(history, redact, found)
@@ -242,7 +244,7 @@ def run_model_loop(agent, client: ModelClient, state: dict[str, Any], *, task: s
         usage["prompt_tokens"] += result.prompt_tokens
         usage["completion_tokens"] += result.completion_tokens
         usage["prompt_tokens_if_raw"] += result.prompt_tokens + extra_raw_chars // 4
-        price = agent.config.model
+        price = ctx.config.model
         usage["cost_usd"] = round(usage["prompt_tokens"] / 1000 * price.prompt_price_per_1k
                                   + usage["completion_tokens"] / 1000 * price.completion_price_per_1k, 6)
 
@@ -422,12 +424,6 @@ def _textual_tool_call(parsed: dict[str, Any] | None) -> tuple[str, Any] | None:
     return name, parsed.get("arguments", parsed.get("args", {}))
 
 
-def _run_sync(coro):
-    from bot.agent import run_sync
-
-    return run_sync(coro)
-
-
 # --- the merge ----------------------------------------------------------------------------------------
 def merge_final(diagnosis: dict[str, Any], final: dict[str, Any] | None, ledger: dict[str, dict[str, Any]],
                 redact, *, shape: str = "json", prompt: str = "", decisions: list[dict[str, Any]] | None = None,
@@ -507,12 +503,12 @@ def shape_note(shape: str, narrative: dict[str, Any] | None) -> str:
     return "; ".join(notes)
 
 
-def investigate_with_model(agent, client: ModelClient, state: dict[str, Any]) -> dict[str, Any]:
+def investigate_with_model(ctx: AgentContext, client: ModelClient, state: dict[str, Any]) -> dict[str, Any]:
     """The reason node: the loop, then the merge; the deterministic diagnosis when anything fails."""
     task = final_task(state["ledger"])
-    outcome = run_model_loop(agent, client, state, task=task, keys=FINAL_KEYS)
+    outcome = run_model_loop(ctx, client, state, task=task, keys=FINAL_KEYS)
     humans = [m["text"] for m in state.get("messages") or [] if m.get("role") == "user"]
-    diagnosis = merge_final(state["diagnosis"], outcome.final, outcome.ledger, agent.redactor.redact,
+    diagnosis = merge_final(state["diagnosis"], outcome.final, outcome.ledger, ctx.redactor.redact,
                             shape=outcome.shape, prompt=outcome.prompt, decisions=state.get("decisions") or [],
                             human_texts=humans)
     model = diagnosis.get("model", {})

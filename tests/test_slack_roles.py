@@ -119,7 +119,7 @@ def test_a_bad_policy_is_one_sentence(tmp_path, yaml, says):
 
 
 def test_the_follow_up_intent_after_a_rejection():
-    from bot.followup import _is_reason, awaiting_reason, classify
+    from bot.followup import awaiting_reason, classify, is_reason as _is_reason
 
     assert classify("we rolled back 10 minutes ago, is it recovering?", [])[0] == "recovery"
     assert classify("we can't roll back: the payments migration already ran", [])[0] == "other"
