@@ -32,6 +32,7 @@ import numpy as np
 import pytest
 
 import tools.metrics
+import tools.metrics.tool
 from bot.agent import Agent
 from bot.safety import looks_like_injection
 from bot.scenario import load_scenario
@@ -214,6 +215,8 @@ def run_corpus(planted, monkeypatch) -> tuple[dict[str, int], list[str]]:
         backend.query_range = recorded
         return backend
 
+    # Where the model's queries run: the metrics tool, and follow-ups reading a series (not the scan).
+    monkeypatch.setattr(tools.metrics.tool, "open_backend", recording)
     monkeypatch.setattr(tools.metrics, "open_backend", recording)
     request = planted.request
     baseline = Agent(planted.config).start("plain", request.symptom, at=request.at, clarify=False)
@@ -302,7 +305,6 @@ def test_an_obedient_model_steers_nothing(planted, monkeypatch, capsys):
 def test_the_counts_would_catch_an_unchecked_model(planted, monkeypatch, capsys):
     """The same corpus with the checks taken out (claims merged on ids alone, text unfiltered, PromQL
     unguarded): the oracles count what the checks prevent, so zero above means something."""
-    import bot.agent_tools
     import bot.reasoning
     from bot.grounding import Filtered
 
@@ -322,7 +324,7 @@ def test_the_counts_would_catch_an_unchecked_model(planted, monkeypatch, capsys)
     monkeypatch.setattr(bot.reasoning, "check_claims", ids_exist)
     monkeypatch.setattr(bot.reasoning, "filter_actions", lambda text, *a, **k: Filtered(text))
     monkeypatch.setattr(bot.reasoning, "filter_texts", lambda items, *a, **k: (list(items), Filtered(""), []))
-    monkeypatch.setattr(bot.agent_tools, "check_promql", lambda promql, scope: promql)
+    monkeypatch.setattr(tools.metrics.tool, "check_promql", lambda promql, scope: promql)
     counts, _ = run_corpus(planted, monkeypatch)
     with capsys.disabled():
         print(f"\nunchecked: verdict changes {counts['verdict_changes']}; action claims that survived "

@@ -70,7 +70,7 @@ def test_secrets_corpus(case, redact_ips):
 @pytest.mark.parametrize("cap_chars", [200, 1000, 100_000])
 def test_redacting_capped_json_keeps_it_valid(cap_chars):
     """The agent redacts a tool output after capping it: no replacement may eat a quote or an escape."""
-    from bot.compact import cap
+    from tools.compaction import cap
 
     texts = [case["text"] for case in SECRETS]
     text = cap({"lines": texts, "by_kind": {case["kind"]: case["text"] for case in SECRETS}}, cap_chars)

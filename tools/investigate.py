@@ -65,21 +65,23 @@ def parse_at(text: str | None, now: float | None = None) -> float:
 
 async def gather_one(source: Source, request: GatherRequest, timeout_s: float,
                      on_progress: ProgressFn | None) -> Gathered:
-    """One source under its deadline: whatever goes wrong becomes its report, never an exception."""
+    """One source under its deadline: whatever goes wrong becomes its report, never an exception.
+    What the source kept before failing or running out of time is used."""
     started = time.perf_counter()
     described = source.describe(request.settings)
+    gathered = Gathered()
     try:
-        gathered = await asyncio.wait_for(source.gather(request), timeout_s)
+        gathered.report = await asyncio.wait_for(source.gather(request, gathered), timeout_s)
     except asyncio.TimeoutError:
-        gathered = Gathered(SourceReport("error", f"{described} took longer than {timeout_s:.0f} s and was abandoned; "
-                                                  "raise investigation.source_timeout or check the source"))
+        gathered.report = SourceReport("error", f"{described} took longer than {timeout_s:.0f} s and was abandoned; "
+                                                "raise investigation.source_timeout or check the source")
     except SourceError as exc:
-        gathered = Gathered(SourceReport("error", str(exc)))
+        gathered.report = SourceReport("error", str(exc))
     except Exception:  # a source must never abort the investigation
         # The responder gets words; the Python details go to the log for whoever fixes it.
         logger.exception("source %s failed unexpectedly", source.name)
-        gathered = Gathered(SourceReport("error", f"{described} answered something Sleuth could not read; "
-                                                  "the other sources were used (details in the bot's log)"))
+        gathered.report = SourceReport("error", f"{described} answered something Sleuth could not read; "
+                                                "the other sources were used (details in the bot's log)")
     gathered.report.elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
     if on_progress:
         on_progress(source.name, gathered.report)

@@ -71,11 +71,19 @@ class GatherRequest:
 @dataclass
 class Gathered:
     """What one source found: its report (status, reason, queries), the Observations fields it
-    fills, and anything else the investigation uses (``extras``: e.g. the services it knows)."""
+    fills, and anything else the investigation uses (``extras``: e.g. the services it knows).
 
-    report: SourceReport
+    A source fills it as it goes (``keep``): what a source finished before its deadline (one log
+    backend of two) is used even when the rest of it is abandoned.
+    """
+
+    report: SourceReport = field(default_factory=lambda: SourceReport("error", "the source did not report"))
     observations: dict[str, Any] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)
+
+    def keep(self, observations: dict[str, Any] | None = None, **extras: Any) -> None:
+        self.observations.update(observations or {})
+        self.extras.update(extras)
 
 
 @dataclass
@@ -125,7 +133,7 @@ class Source:
     name: str
     describe: Callable[[Any], str]  # e.g. "logs (Loki at http://...)" for a failure sentence
     configured: Callable[[Any], bool]
-    gather: Callable[[GatherRequest], Awaitable[Gathered]]
+    gather: Callable[[GatherRequest, Gathered], Awaitable[SourceReport]]  # fills the Gathered, returns its report
     tools: tuple[ModelTool, ...] = ()
 
 

@@ -22,12 +22,12 @@ def configured(settings: Any) -> bool:
     return settings.changes.configured
 
 
-async def gather(request: GatherRequest) -> Gathered:
+async def gather(request: GatherRequest, found: Gathered) -> SourceReport:
     """Every change from the change lookback before the baseline to the end of the window."""
     config = request.settings.changes
     if not config.configured:
-        return Gathered(SourceReport("not_configured",
-                                     "no change feed in the config (changes.files, changes.webhook or changes.github)"))
+        return SourceReport("not_configured",
+                                     "no change feed in the config (changes.files, changes.webhook or changes.github)")
     start, end = request.baseline_start - request.lookback_s, request.at
     changes, failures = await gather_changes(config, start, end)
     feeds = [str(p) for p in config.files]
@@ -37,13 +37,16 @@ async def gather(request: GatherRequest) -> Gathered:
         feeds += [f"GitHub deployments of {r.repo}" for r in config.github.repos]
     fields = {"changes": changes, "change_queries": [f"changes {iso(start)}..{iso(end)} from {', '.join(feeds)}"]}
     if failures and not changes:
-        return Gathered(SourceReport("error", "; ".join(failures), queries=len(feeds)), fields)
+        found.keep(fields)
+        return SourceReport("error", "; ".join(failures), queries=len(feeds))
     if failures:
-        return Gathered(SourceReport("ok", f"{len(changes)} changes; but " + "; ".join(failures), queries=len(feeds)),
-                        fields)
+        found.keep(fields)
+        return SourceReport("ok", f"{len(changes)} changes; but " + "; ".join(failures), queries=len(feeds))
     if not changes:
-        return Gathered(SourceReport("no_data", "no changes recorded in the window", queries=len(feeds)), fields)
-    return Gathered(SourceReport("ok", f"{len(changes)} changes", queries=len(feeds)), fields)
+        found.keep(fields)
+        return SourceReport("no_data", "no changes recorded in the window", queries=len(feeds))
+    found.keep(fields)
+    return SourceReport("ok", f"{len(changes)} changes", queries=len(feeds))
 
 
 # --- the model's tool ---------------------------------------------------------------------------

@@ -27,28 +27,40 @@ def configured(settings: Any) -> bool:
     return settings.logs.configured
 
 
-async def gather(request: GatherRequest) -> Gathered:
-    """Mine the logs of every service the backends know, over the baseline and the window."""
+async def gather(request: GatherRequest, found: Gathered) -> SourceReport:
+    """Mine the logs of every service the backends know, over the baseline and the window.
+
+    Backends are read one after the other into one miner; what each finished is kept as it
+    finishes, so a backend that fails or runs out of time loses only its own lines.
+    """
     settings = request.settings
     if not settings.logs.configured:
-        return Gathered(SourceReport("not_configured", "no log source in the config (logs.files or logs.loki)"))
+        return SourceReport("not_configured", "no log source in the config (logs.files or logs.loki)")
     start, split, end = request.baseline_start, request.window_start, request.at
     miner = TemplateMiner()
-    found = MineReport()
+    mined = MineReport()
+    failures: list[str] = []
     for backend in open_backends(settings.logs, max_components=settings.investigation.max_components):
         try:
             await backend.mine(miner, None, start, split, end, redact=request.redact,
-                               redaction_key=request.redaction_key, found=found)
+                               redaction_key=request.redaction_key, found=mined)
+        except SourceError as exc:
+            failures.append(str(exc))
+            continue
         finally:
             await backend.aclose()
-    fields = {"templates": list(miner.templates.values()), "log_queries": found.log_queries,
-              "log_links": found.log_links}
-    extras = {"log_services": {t.service for t in miner.templates.values()}}
+        found.keep({"templates": list(miner.templates.values()), "log_queries": dict(mined.log_queries),
+                    "log_links": dict(mined.log_links)},
+                   log_services={t.service for t in miner.templates.values()})
+    if failures and not miner.lines:
+        return SourceReport("error", "; ".join(failures), queries=mined.queries)
     if not miner.lines:
-        return Gathered(SourceReport("no_data", "no log lines in the window for the services investigated",
-                                     queries=found.queries), fields, extras)
+        return SourceReport("no_data", "no log lines in the window for the services investigated",
+                            queries=mined.queries)
     reason = f"{miner.lines} lines mined into {len(miner.templates)} templates"
-    return Gathered(SourceReport("ok", "; ".join([reason] + found.notes), queries=found.queries), fields, extras)
+    if failures:
+        reason += "; but " + "; ".join(failures)
+    return SourceReport("ok", "; ".join([reason] + mined.notes), queries=mined.queries)
 
 
 # --- the model's tool ---------------------------------------------------------------------------

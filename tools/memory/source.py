@@ -21,12 +21,12 @@ def configured(settings: Any) -> bool:
     return settings.memory is not None
 
 
-async def gather(request: GatherRequest) -> Gathered:
+async def gather(request: GatherRequest, found: Gathered) -> SourceReport:
     """The past incidents most like the symptom (on the service, when one is named)."""
     memory_config = request.settings.memory
     if memory_config is None:
-        return Gathered(SourceReport("not_configured",
-                                     "no past-incident memory in the config (memory:); fill one with sleuth index add"))
+        return SourceReport("not_configured",
+                                     "no past-incident memory in the config (memory:); fill one with sleuth index add")
     from index.errors import SleuthIndexError
     from index.store import Memory
 
@@ -39,15 +39,17 @@ async def gather(request: GatherRequest) -> Gathered:
     try:
         similar = await asyncio.to_thread(search)
     except SleuthIndexError as exc:
-        return Gathered(SourceReport("error", str(exc), queries=1))
+        return SourceReport("error", str(exc), queries=1)
     query = f"similar incidents to {request.symptom!r}" + (f" on {request.service}" if request.service else "") + \
         f" in {memory_config.where()}"
     fields = {"similar": [r.to_dict() for r in similar], "similar_query": query}
     extras = {"similar_results": similar}
     if not similar:
-        return Gathered(SourceReport("no_data", f"{memory_config.where()} holds no past incidents; "
-                                                "add some with sleuth index add", queries=1), fields, extras)
-    return Gathered(SourceReport("ok", f"{len(similar)} similar past incidents", queries=1), fields, extras)
+        found.keep(fields, **extras)
+        return SourceReport("no_data", f"{memory_config.where()} holds no past incidents; "
+                                                "add some with sleuth index add", queries=1)
+    found.keep(fields, **extras)
+    return SourceReport("ok", f"{len(similar)} similar past incidents", queries=1)
 
 
 async def attach_runbook(settings: Any, symptom: str, diagnosis: Diagnosis) -> SourceReport:

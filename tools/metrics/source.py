@@ -5,17 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from pydantic import Field
 
-from tools.compaction import cap, raw_chars
 from tools.diagnosis import SourceReport, iso
-from tools.http import SourceError
 from tools.metrics.backends import Series, open_backend, parse_selector
-from tools.metrics.compact import compact_series
-from tools.metrics.guard import SERVICE_LABELS, check_promql
 from tools.metrics.scan import scan
-from tools.source_api import (GatherRequest, Gathered, ModelTool, Source, ToolArguments, ToolContext, ToolResult,
-                              read_guidance)
+from tools.metrics.tool import QueryMetrics, query_metrics
+from tools.source_api import GatherRequest, Gathered, ModelTool, Source, read_guidance
 
 
 def describe(settings: Any) -> str:
@@ -28,38 +23,40 @@ def configured(settings: Any) -> bool:
     return settings.metrics.configured
 
 
-async def gather(request: GatherRequest) -> Gathered:
+async def gather(request: GatherRequest, found: Gathered) -> SourceReport:
     """Scan the metrics of the window and its baseline; the series found, by component."""
     settings = request.settings
     backend = open_backend(settings.metrics)
     if backend is None:
-        return Gathered(SourceReport("not_configured",
-                                     "no metrics backend in the config (metrics.prometheus or metrics.openmetrics)"))
+        return SourceReport("not_configured",
+                                     "no metrics backend in the config (metrics.prometheus or metrics.openmetrics)")
     span: tuple[float, float] | None = None
     try:
-        found = await scan(backend, window_start=request.window_start, baseline_s=request.baseline_s, at=request.at,
+        scanned = await scan(backend, window_start=request.window_start, baseline_s=request.baseline_s, at=request.at,
                            configured_step=settings.metrics.step_s, service=request.service, symptom=request.symptom,
                            services=settings.services, max_components=settings.investigation.max_components,
                            components=None)
-        if not any(found.series.values()) and hasattr(backend, "span"):
+        if not any(scanned.series.values()) and hasattr(backend, "span"):
             span = backend.span()
     finally:
         await backend.aclose()
-    series = {component: distinct(found.series[component]) for component in sorted(found.series)}
-    fields = {"series": series, "signal_names": dict(found.signal_names), "links": dict(found.links),
-              "hosts": found.hosts}
-    extras = {"known": list(found.known), "timing": found.timing}
+    series = {component: distinct(scanned.series[component]) for component in sorted(scanned.series)}
+    fields = {"series": series, "signal_names": dict(scanned.signal_names), "links": dict(scanned.links),
+              "hosts": scanned.hosts}
+    extras = {"known": list(scanned.known), "timing": scanned.timing}
     count = sum(len(v) for v in series.values())
-    notes = "".join(f"; {note}" for note in found.notes)
+    notes = "".join(f"; {note}" for note in scanned.notes)
     if not count:
         if span is not None and (span[1] < request.baseline_start or span[0] > request.at):
             notes += f"; the metrics files hold samples from {iso(span[0])} to {iso(span[1])}, outside it"
         elif span is None and hasattr(backend, "span"):
             notes += "; the metrics files hold no timestamped samples"
-        return Gathered(SourceReport("no_data", f"no series for {request.service or 'any service'} in the window{notes}",
-                                     queries=found.queries), fields, extras)
-    return Gathered(SourceReport("ok", f"{count} series from {len(series)} components via {backend.name}{notes}",
-                                 queries=found.queries), fields, extras)
+        found.keep(fields, **extras)
+        return SourceReport("no_data", f"no series for {request.service or 'any service'} in the window{notes}",
+                                     queries=scanned.queries)
+    found.keep(fields, **extras)
+    return SourceReport("ok", f"{count} series from {len(series)} components via {backend.name}{notes}",
+                                 queries=scanned.queries)
 
 
 def distinct(series_list: list[Series]) -> list[Series]:
@@ -75,101 +72,6 @@ def distinct(series_list: list[Series]) -> list[Series]:
                    and np.array_equal(k.values, series.values) for k in kept):
             kept.append(series)
     return kept
-
-
-# --- the model's tool ---------------------------------------------------------------------------
-
-
-class QueryMetrics(ToolArguments):
-    promql: str = Field(description="a PromQL expression")
-
-
-def query_metrics(ctx: ToolContext, args: QueryMetrics) -> ToolResult:
-    from tools.metrics.types import rate_window, typed_query
-
-    scope = ctx.scope
-    query = check_promql(args.promql, scope)
-    backend = open_backend(ctx.settings.metrics)
-    if backend is None:
-        raise SourceError("no metrics backend is configured")
-    step = ctx.settings.metrics.step_s
-    note = ""
-
-    async def fetch():
-        nonlocal query, note
-        try:
-            matchers = parse_selector(query)
-            if matchers:
-                # A counter or a histogram asked for as a plain selector is read by its type,
-                # as the investigation reads it: a raw counter only ever rises.
-                try:
-                    declared = await backend.metadata()
-                except SourceError:
-                    declared = {}
-                query, note = typed_query(query, matchers, declared, rate_window(step / 4, step))
-            return await backend.query_range(query, scope.start, scope.end, step)
-        finally:
-            await backend.aclose()
-
-    found = ctx.run(fetch())
-    raw = [{"labels": s.labels, "values": [[float(t), float(v)] for t, v in zip(s.timestamps, s.values)]}
-           for s in found]
-    compact = compact_series(raw, window_start=scope.window_start, cap_chars=ctx.cap_chars)
-    if not raw:
-        summary = f"{query}: no series in {iso(scope.start)}..{iso(scope.end)}"
-    else:
-        summary = f"{query}: {len(raw)} series; " + series_headline(compact)
-    if note:
-        summary = f"{summary} ({note})"
-        compact = {"note": note, **compact} if isinstance(compact, dict) else compact
-    link = backend.link(query, scope.start, scope.end)
-    finding = series_finding(compact, raw)
-    components = sorted({str(s["labels"].get(label)) for s in raw for label in SERVICE_LABELS
-                         if s["labels"].get(label) in (scope.services or [])})
-    summary = f"{summary} [{finding}]"
-    return ToolResult("query_metrics", {"promql": query}, cap(compact, ctx.cap_chars), raw_chars(raw),
-                      {"source": "metrics", "query": query, "summary": summary, "link": link,
-                       "component": components[0] if len(components) == 1 else None,
-                       "details": {"compact": compact, "finding": finding, "components": components}})
-
-
-DEPARTED_Z = 6.0  # a series this far (smoothed robust z) from its baseline departed
-NORMAL_Z = 3.0  # every series this close stayed normal
-
-
-def series_finding(compact: dict[str, Any], raw: list[dict[str, Any]]) -> str:
-    """What a query's answer shows, computed by Sleuth: departed, normal, unclear or no_data."""
-    if not raw or not any(s["values"] for s in raw):
-        return "no_data"
-    items = compact.get("series") or []
-    scores = [float(item.get("departure") or 0.0) for item in items if item.get("n")]
-    if not scores or any("departure" not in item for item in items if item.get("n")):
-        return "unclear"  # no baseline to compare against
-    if max(scores) >= DEPARTED_Z:
-        return "departed"
-    if max(scores) <= NORMAL_Z:  # series are ranked by departure: those left out departed less
-        return "normal"
-    return "unclear"
-
-
-def series_headline(compact: dict[str, Any]) -> str:
-    """One line from a compacted series answer: the most departed series and its ratio."""
-    items = compact.get("series") or []
-    if not items:
-        return "no data"
-    first = items[0]
-    labels = first.get("labels") or {}
-    name = labels.get("__name__", "")
-    who = ",".join(f"{k}={v}" for k, v in labels.items() if k != "__name__")[:80]
-    ratio = first.get("ratio")
-    window_mean = first.get("window_mean")
-    baseline = first.get("baseline_mean")
-    parts = [f"{name}{{{who}}}" if who else name or "series"]
-    if baseline is not None and window_mean is not None:
-        parts.append(f"window mean {window_mean:.4g} vs baseline {baseline:.4g}")
-    if ratio is not None:
-        parts.append(f"ratio {ratio:.3g}")
-    return ", ".join(parts)
 
 
 GUIDANCE = read_guidance(__file__)
