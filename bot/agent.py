@@ -100,15 +100,15 @@ def open_checkpointer(storage: StorageConfig | None) -> Iterator[Any]:
     path = Path(storage.sqlite)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(str(path), check_same_thread=False)
+        db = sqlite3.connect(str(path), check_same_thread=False)
     except (OSError, sqlite3.Error) as exc:
         raise ConfigError(f"cannot open the state file {path}: {exc}; set storage.sqlite to a writable path") from exc
     try:
-        saver = SqliteSaver(conn)
-        saver.setup()
-        yield saver
+        lite = SqliteSaver(db)
+        lite.setup()
+        yield lite
     finally:
-        conn.close()
+        db.close()
 
 
 # --- the agent -------------------------------------------------------------------------------------

@@ -66,10 +66,10 @@ def check_service(ctx: ToolContext, args: CheckService) -> ToolResult:
                                                          "components": [service]}})
 
 
-def get_evidence(ctx: ToolContext, args: GetEvidence, ledger: dict[str, dict[str, Any]]) -> ToolResult:
-    entry = ledger.get(args.id.strip())
+def get_evidence(ctx: ToolContext, args: GetEvidence) -> ToolResult:
+    entry = ctx.ledger.get(args.id.strip())
     if entry is None:
-        raise ToolArgumentError(f"no evidence {args.id!r} in the ledger; ids: {', '.join(list(ledger)[:30])}")
+        raise ToolArgumentError(f"no evidence {args.id!r} in the ledger; ids: {', '.join(list(ctx.ledger)[:30])}")
     return ToolResult("get_evidence", {"id": args.id}, cap(entry, ctx.cap_chars), raw_chars(entry), None)
 
 
@@ -146,15 +146,11 @@ class Toolbox:
         self.scope = scope
         self.ledger = ledger
         self.context = ToolContext(config, scope, run, config.agent.tool_output_chars,
-                                   redactor.redact if redactor is not None else None)
+                                   redactor.redact if redactor is not None else None, ledger)
 
     def call(self, name: str, arguments: dict[str, Any]) -> ToolResult:
         tool = TOOLS[name]
-        typed = tool.arguments.model_validate(arguments)
-        if name == "get_evidence":
-            result = get_evidence(self.context, typed, self.ledger)
-        else:
-            result = tool.run(self.context, typed)
+        result = tool.run(self.context, tool.arguments.model_validate(arguments))
         if self.redactor is not None:
             result.text = self.redactor.redact(result.text)
             if result.evidence is not None:

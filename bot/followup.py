@@ -198,8 +198,9 @@ def _changes(ctx: AgentContext, state: dict[str, Any], text: str, service: str |
         result = toolbox.call("list_changes", {"service": service, "minutes": minutes})
     except (SourceError, ToolArgumentError) as exc:
         return f"I could not list the changes: {exc}", [], ledger
-    evidence_id = add_evidence(ledger, result.evidence)
-    compact = result.evidence["details"]["compact"]
+    evidence = result.evidence or {}  # the change listing always gives its evidence
+    evidence_id = add_evidence(ledger, evidence)
+    compact = evidence["details"]["compact"]
     items = compact.get("items", [])
     if not items:
         return f"No changes recorded {_span_words(span)}{' for ' + service if service else ''} [{evidence_id}].", \
@@ -226,8 +227,9 @@ def _service(ctx: AgentContext, state: dict[str, Any], service: str) -> tuple[st
         result = toolbox.call("check_service", {"service": service})
     except (SourceError, ToolArgumentError) as exc:
         return f"I could not check {service}: {exc}", [], ledger
-    evidence_id = add_evidence(ledger, result.evidence)
-    found = result.evidence["details"]["compact"]
+    evidence = result.evidence or {}  # the focused investigation always gives its evidence
+    evidence_id = add_evidence(ledger, evidence)
+    found = evidence["details"]["compact"]
     lines = [f"{service}: onset {found.get('onset') or 'none found'} [{evidence_id}]."]
     for h in found.get("hypotheses", [])[:2]:
         lines.append(f"- {h['category']} on {h['component']} ({round(h['confidence'] * 100)}%): {h['statement']}")

@@ -21,7 +21,7 @@ checkpoints hold: they are never renamed.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
@@ -193,13 +193,13 @@ def reason(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
         return {}
     from bot.reasoning import investigate_with_model
 
-    return investigate_with_model(ctx, client, state)
+    return investigate_with_model(ctx, client, cast(dict[str, Any], state))
 
 
 # --- propose, respond ------------------------------------------------------------------------------------
 def propose(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     """The mitigations that require approval become pending approvals (fix1, fix2, ...)."""
-    diagnosis = state["diagnosis"]
+    diagnosis = state["diagnosis"] or {}
     pending = []
     for number, mitigation in enumerate(diagnosis.get("mitigations", []), start=1):
         entry = dict(mitigation)
@@ -215,7 +215,7 @@ def respond(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]
     from bot.narrate import describe_diagnosis
 
     ctx = runtime.context
-    diagnosis = state["diagnosis"]
+    diagnosis = state["diagnosis"] or {}
     text = ctx.redactor.redact(describe_diagnosis(diagnosis, state.get("pending", [])))
     messages = list(state.get("messages") or []) + [{"role": "assistant", "text": text, "at": iso(ctx.clock())}]
     turn = Turn(state["thread_id"], "diagnosis", text, diagnosis=diagnosis, pending=state.get("pending", []),
@@ -238,7 +238,7 @@ def follow_up(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, An
     """A message in the thread, answered from its state with fresh queries (bot.followup)."""
     from bot.followup import answer_follow_up
 
-    return answer_follow_up(runtime.context, state)
+    return answer_follow_up(runtime.context, cast(dict[str, Any], state))
 
 
 def decide(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:

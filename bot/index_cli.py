@@ -64,7 +64,7 @@ def _memory(config_path: Optional[Path], *, memory: Optional[Path], chroma_host:
     config = MemoryConfig(
         path=memory if memory is not None else MemoryConfig().path,
         server=server,
-        embedding=EmbeddingConfig(kind=embedding, base_url=embedding_url, model=embedding_model,  # type: ignore[arg-type]
+        embedding=EmbeddingConfig(kind=embedding, base_url=embedding_url, model=embedding_model,
                                   api_key_env=embedding_key_env, dim=dim),
     )
     return Memory(config)

@@ -287,7 +287,7 @@ class ModelClient:
             raise ModelUnavailable(f"{self.where()} returned no choices")
         choice = response.choices[0]
         message = choice.message
-        calls = []
+        calls: list[dict[str, Any]] = []
         for call in message.tool_calls or []:
             function = getattr(call, "function", None)
             if function is None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import TracebackType
+
 from rich.console import Console, Group
 from rich.live import Live
 from rich.panel import Panel
@@ -39,8 +41,8 @@ class SourceProgress:
         self.live.__enter__()
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.live.__exit__(*exc)
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None) -> None:
+        self.live.__exit__(kind, error, trace)
 
 
 def render(diagnosis: Diagnosis, console: Console) -> None:

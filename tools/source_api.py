@@ -95,6 +95,7 @@ class ToolContext:
     run: Callable[[Any], Any]  # runs a coroutine to completion from synchronous code
     cap_chars: int
     redact: Callable[[str], str] | None = None
+    ledger: dict[str, dict[str, Any]] = field(default_factory=dict)  # the evidence so far, by id
 
     def service(self, name: str) -> str:
         """``name`` as one of the incident's services (a near miss corrected), or a refusal."""

@@ -54,7 +54,7 @@ class Database:
             import psycopg
 
             try:
-                self._conn = psycopg.connect(self._url, autocommit=True, connect_timeout=10)
+                self._conn = psycopg.connect(self._url or "", autocommit=True, connect_timeout=10)
             except psycopg.Error as exc:
                 raise StoreError(f"cannot connect to PostgreSQL at {self._safe_url()}: {str(exc).strip().splitlines()[0]}; "
                                  "check storage.postgres in sleuth.yml") from exc

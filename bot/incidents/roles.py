@@ -91,7 +91,7 @@ def refusal(config: SlackConfig, action: str, *, user: str, incident: Incident, 
         if action != "decide":
             who.append(f"the incident commander ({mention(incident.commander)})" if incident.commander
                        else nobody_commands)
-        elif commander_decides(config, incident, approvers, appointed_by):
+        elif incident.commander and commander_decides(config, incident, approvers, appointed_by):
             who.append(f"the incident commander ({mention(incident.commander)})")
         elif config.approvers:
             who.append("a commander appointed by an approver")

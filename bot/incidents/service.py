@@ -72,11 +72,11 @@ def record_diagnosis(*, store: IncidentStore, incident_id: int, diagnosis: dict[
             f"(confidence {percent(top.get('confidence'))})" if top else "no hypothesis stands out"))
         return True
     key = f"{top.get('category')}:{top.get('component')}" if top else None
-    changes = {"diagnosis": diagnosis}
+    changes: dict[str, Any] = {"diagnosis": diagnosis}
     if key and key != incident.top:
         changes["top"] = key
     store.update(incident_id, **changes)
-    if key and key != incident.top:
+    if top and key and key != incident.top:
         store.add_entry(incident_id, kind="finding", text=(
             f"Top hypothesis: {str(top.get('category')).replace('_', ' ')} in {top.get('component')} "
             f"({top.get('status')}, confidence {percent(top.get('confidence'))})"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter
 from typing import Any
@@ -81,7 +82,7 @@ class Redactor:
             if rule.sub is not None:
                 text = rule.sub(text, tally)
             else:
-                text = rule.regex.sub(lambda m, rule=rule: self._apply(rule, m, tally), text)
+                text = rule.regex.sub(functools.partial(self._apply, rule, tally=tally), text)
         return text
 
     @staticmethod

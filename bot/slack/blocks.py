@@ -58,7 +58,7 @@ def plan_message(*, symptom: str, service: str | None, window: str | None, incid
             status = report.get("status")
             reason = clip(prose(slack_words(report.get("reason", ""))), 240)
             elapsed = report.get("elapsed_ms") or 0
-            steps.append(f"{_SOURCE_ICON.get(status, ':grey_question:')} {label}: {status.replace('_', ' ')}"
+            steps.append(f"{_SOURCE_ICON.get(status, ':grey_question:')} {label}: {str(status).replace('_', ' ')}"
                          + (f" — {reason}" if reason else "") + (f" ({elapsed / 1000:.1f} s)" if elapsed else ""))
     blocks = [section("\n".join(lines)), section("*Plan:* gather every source at once, find the onset, rank "
                                                  "hypotheses with their evidence, propose mitigations.\n"
@@ -427,7 +427,7 @@ def modal_values(view: dict[str, Any]) -> dict[str, str | None]:
     """The submitted modal's values by block id."""
     out: dict[str, str | None] = {}
     for block_id, actions in ((view.get("state") or {}).get("values") or {}).items():
-        value = actions.get("value") or next(iter(actions.values()), {})
+        value: dict[str, Any] = actions.get("value") or next(iter(actions.values()), {})
         if value.get("type") == "static_select":
             selected = value.get("selected_option") or {}
             out[block_id] = selected.get("value")

@@ -44,10 +44,10 @@ def converse(sleuth: Sleuth, client: WebClient, *, team: str, channel: str, user
                                      incident_id=incident_id)
     snap = sleuth.agent.snapshot(thread_id) or {}
     request = snap.get("request") or {}
-    incident = sleuth.store.get(incident_id)
+    found = sleuth.store.get(incident_id)
     plan = PlanMessage(sleuth, client, channel=channel, symptom=str(request.get("symptom") or text),
                        service=request.get("service"), window=request.get("window"),
-                       incident_title=incident.title if incident else clip(text, 150), opened=False,
+                       incident_title=found.title if found else clip(text, 150), opened=False,
                        requested_by=user, reply_to=thread_ts, lazy=True,
                        on_posted=lambda ts: p.set(plan=[channel, ts]))
     turn = sleuth.agent.last_turn(thread_id) if p.get("replied") else None

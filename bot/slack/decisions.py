@@ -85,7 +85,7 @@ def reject_modal(sleuth: Sleuth, client: WebClient, *, channel: str, user: str, 
         return None
     label = f"{str(pending.get('action', '')).replace('_', ' ')} → {pending.get('target') or ''}".rstrip(" →")
     where = {"thread": thread_id, "m": mitigation_id, "channel": channel,
-             "ts": (message or {}).get("ts"), "thread_ts": thread.thread_ts}
+             "ts": (message or {}).get("ts"), "thread_ts": thread.thread_ts if thread else None}
     return B.reject_modal(metadata=json.dumps(where, separators=(",", ":")), mitigation_id=mitigation_id,
                           label=label)
 
@@ -137,7 +137,7 @@ def decide(sleuth: Sleuth, client: WebClient, *, channel: str, user: str, thread
         if done and message:
             _update_decided(client, channel, message, mitigation_id, done)
         return
-    decision = next((d for d in reversed(turn.decisions) if d.get("id") == mitigation_id), {})
+    decision: dict[str, Any] = next((d for d in reversed(turn.decisions) if d.get("id") == mitigation_id), {})
     what = f"{str(decision.get('action', '')).replace('_', ' ')} → {decision.get('target', '')}"
     service.record_decision(store=store, incident_id=incident.id, thread_id=thread_id, mitigation_id=mitigation_id,
                             decision=decision, by=user)

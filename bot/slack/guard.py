@@ -35,7 +35,7 @@ def work_key(body: dict[str, Any]) -> str | None:
 
 def guarded(work: Callable[..., None], finish: Callable[[str], None] | None = None, *,
              in_flight: InFlight | None = None,
-             undelivered: Callable[[str, BaseException], None] | None = None) -> Callable[..., None]:
+             undelivered: Callable[[str, BaseException], object] | None = None) -> Callable[..., None]:
     """A lazy listener that never dies silently: a Slack refusal becomes one ephemeral sentence,
     anything else a plain one (never Python's error text). Work that ends, well or with the user
     told why, is marked done (``finish``). Work Slack did not take (unreachable, 5xx, 429 past
@@ -69,7 +69,7 @@ def guarded(work: Callable[..., None], finish: Callable[[str], None] | None = No
 
 
 def _failed(name: str, key: str | None, exc: Exception, kwargs: dict[str, Any], in_flight: InFlight | None,
-            undelivered: Callable[[str, BaseException], None] | None) -> bool:
+            undelivered: Callable[[str, BaseException], object] | None) -> bool:
     """Say (or schedule) what a failed piece of work needs; True when it is over (mark it done)."""
     if in_flight is not None and in_flight.stopping and isinstance(exc, StoreError):
         log.warning("%s stopped with Sleuth: %s", key or name, exc)
@@ -97,7 +97,7 @@ def backoff_s(tries: int, *, initial: float, maximum: float, retry_after: float 
     less than Slack's Retry-After."""
     import tenacity
 
-    state = tenacity.RetryCallState(None, None, (), {})
+    state = tenacity.RetryCallState(None, None, (), {})  # type: ignore[arg-type]  # only the wait is computed
     state.attempt_number = max(1, tries)
     wait = tenacity.wait_exponential_jitter(multiplier=initial, max=maximum, jitter=initial / 2)(state)
     return max(float(wait), retry_after or 0.0)

@@ -52,7 +52,7 @@ class PlanMessage:
                  on_posted: Callable[[str], None] | None = None) -> None:
         self.sleuth, self.client, self.channel = sleuth, client, channel
         self.on_posted = on_posted  # hears the ts once posted (recorded with the work before anything else)
-        self.args = {"symptom": symptom, "service": service, "window": window, "incident_title": incident_title,
+        self.args: dict[str, Any] = {"symptom": symptom, "service": service, "window": window, "incident_title": incident_title,
                      "opened": opened, "requested_by": requested_by}
         self.reply_to = reply_to
         self.sources: dict[str, dict | None] = {name: None for name in SOURCES}
@@ -111,6 +111,8 @@ class PlanMessage:
     def _edit(self, sources: dict[str, dict | None], outcome: str | None, *, strict: bool = False) -> None:
         """Edit the message; a failure is logged. ``strict``: a failure Slack may recover from (an
         outage, 429s) is raised, for the work to be tried again."""
+        if self.ts is None:  # not posted: nothing to edit (callers post first)
+            return
         text, blocks = B.plan_message(**self.args, sources=sources, outcome=outcome)
         try:
             self.client.chat_update(channel=self.channel, ts=self.ts, text=text, blocks=blocks)

@@ -25,7 +25,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import typer
 
@@ -113,7 +113,7 @@ class SlackHttpServer(ThreadingHTTPServer):
                 if path != EVENTS_PATH:
                     self._send(404, {}, "")
                     return
-                headers = {k.lower(): [v] for k, v in self.headers.items()}
+                headers: dict[str, str | Sequence[str]] = {k.lower(): [v] for k, v in self.headers.items()}
                 response = bolt_app.dispatch(BoltRequest(body=body, query=query, headers=headers))
                 self._send(response.status, response.headers, response.body or "")
 
