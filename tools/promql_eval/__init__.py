@@ -12,8 +12,9 @@ grid: an instant vector is a list of series, each a value array and a presence m
 (NaN is a legitimate sample value, so absence needs its own mask). Timestamps are integer
 milliseconds internally, as in Prometheus, so window boundaries compare exactly.
 
-The modules: syntax (parsing), values (vectors, scalars), evaluator (dispatch), selectors, functions
-and range_functions, aggregations, binary (operators), quantile, gomath (Go's float64 semantics).
+The modules: syntax (parsing), values (vectors, scalars), evaluator (dispatch), base (what the
+evaluator's mixins share), selectors, functions and range_functions, aggregations, binary
+(operators), quantile, gomath (Go's float64 semantics).
 """
 
 from __future__ import annotations

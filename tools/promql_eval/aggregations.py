@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import promql_parser as pp
 
+from tools.promql_eval.base import EvaluatorBase
 from tools.promql_eval.gomath import go_format
 from tools.promql_eval.quantile import quantile_rows
 from tools.promql_eval.range_functions import mean_stuck
@@ -103,10 +106,10 @@ AGGREGATIONS = {
 }
 
 
-class AggregationMixin:
+class AggregationMixin(EvaluatorBase):
     """The evaluator's aggregation expressions."""
 
-    def aggregate(self, node) -> Vector:
+    def aggregate(self, node: Any) -> Vector:
         op = str(node.op)
         if op not in AGGREGATIONS:
             raise UnsupportedQuery(f"the aggregation {op}() is not supported by the embedded evaluator")
@@ -131,6 +134,8 @@ class AggregationMixin:
             labels = group_labels(s.labels)
             groups.setdefault(label_key(labels), (labels, []))[1].append(s)
         if op in ("topk", "bottomk"):
+            if param is None:  # not reached: the parser requires topk's and bottomk's parameter
+                raise ValueError(f"{op}() needs a parameter")
             return self._top(op, param, groups)
         out = []
         for labels, members in groups.values():

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import promql_parser as pp
 
+from tools.promql_eval.base import EvaluatorBase
 from tools.promql_eval.gomath import ARITHMETIC, COMPARISON, SET_OPERATORS, arith, compare
-from tools.promql_eval.values import NAME, Scalar, Series, UnsupportedQuery, Vector, merge, render_labels, without_name
+from tools.promql_eval.values import NAME, Scalar, Series, UnsupportedQuery, Value, Vector, merge, render_labels, without_name
 
 
-class BinaryMixin:
+class BinaryMixin(EvaluatorBase):
     """The evaluator's binary expressions."""
 
-    def binary(self, node):
+    def binary(self, node: Any) -> Value:
         op = str(node.op)
         modifier = node.modifier
         return_bool = bool(modifier is not None and modifier.return_bool)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -10,7 +10,7 @@ from tools.promql_eval.aggregations import AggregationMixin
 from tools.promql_eval.binary import BinaryMixin
 from tools.promql_eval.functions import FunctionMixin
 from tools.promql_eval.selectors import SelectorMixin
-from tools.promql_eval.values import Scalar, SeriesTuple, String, UnsupportedQuery, Vector, merge, without_name
+from tools.promql_eval.values import Scalar, SeriesTuple, String, UnsupportedQuery, Value, Vector, merge, without_name
 
 
 class Evaluator(SelectorMixin, FunctionMixin, AggregationMixin, BinaryMixin):
@@ -24,7 +24,7 @@ class Evaluator(SelectorMixin, FunctionMixin, AggregationMixin, BinaryMixin):
 
     # --- dispatch ---------------------------------------------------------------------------------
 
-    def eval(self, node):
+    def eval(self, node: Any) -> Value:
         kind = type(node).__name__
         if kind == "ParenExpr":
             return self.eval(node.expr)
@@ -48,7 +48,7 @@ class Evaluator(SelectorMixin, FunctionMixin, AggregationMixin, BinaryMixin):
             return self.binary(node)
         raise UnsupportedQuery(f"the PromQL construct {kind} is not supported")
 
-    def _negate(self, value):
+    def _negate(self, value: Value) -> Value:
         if isinstance(value, Scalar):
             return Scalar(-value.values)
         if isinstance(value, Vector):

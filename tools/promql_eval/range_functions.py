@@ -132,6 +132,8 @@ def _present(w: Window):
 
 
 def _quantile_over_time(w: Window):
+    if w.q is None:  # not reached: the function's caller always evaluates its quantile argument
+        raise ValueError("quantile_over_time() needs a quantile")
     values = np.full(w.n.size, np.nan)
     for chosen, cells, mask in _window_blocks(w):
         values[chosen] = quantile_rows(w.q[chosen], cells, mask)

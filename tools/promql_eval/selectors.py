@@ -7,12 +7,13 @@ from typing import Callable
 import numpy as np
 import promql_parser as pp
 
+from tools.promql_eval.base import EvaluatorBase
 from tools.promql_eval.gomath import go_regex
 from tools.promql_eval.syntax import ms
 from tools.promql_eval.values import NAME, UnsupportedQuery, Vector, merge
 
 
-class SelectorMixin:
+class SelectorMixin(EvaluatorBase):
     """The evaluator's selectors; ``converted`` caches the stored series already prepared."""
 
     def _prepared(self, index: int) -> tuple[dict[str, str], np.ndarray, np.ndarray]:
@@ -37,8 +38,9 @@ class SelectorMixin:
         if matchers.or_matchers:
             raise UnsupportedQuery("'or' between label matchers is not PromQL that Prometheus 2.42 accepts")
         tests: list[Callable[[dict[str, str]], bool]] = []
-        if selector.name:
-            tests.append(lambda labels, want=selector.name: labels.get(NAME, "") == want)
+        name = selector.name
+        if name:
+            tests.append(lambda labels: labels.get(NAME, "") == name)
         for matcher in matchers.matchers:
             tests.append(self._matcher(matcher))
         found = [self._prepared(i) for i, item in enumerate(self.raw) if all(test(item[0]) for test in tests)]

@@ -37,6 +37,9 @@ class String:
     value: str
 
 
+Value = Vector | Scalar | String  # what an expression evaluates to
+
+
 def label_key(labels: dict[str, str]) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(labels.items()))
 
