@@ -191,7 +191,8 @@ class Agent:
         return {"diagnosis": values.get("diagnosis"), "pending": values.get("pending", []),
                 "decisions": values.get("decisions", []), "messages": values.get("messages", []),
                 "charts": values.get("charts", []), "request": values.get("request"),
-                "ledger": values.get("ledger", {}), "usage": values.get("usage"), "waiting": waiting}
+                "ledger": values.get("ledger", {}), "usage": values.get("usage"), "scope": values.get("scope"),
+                "waiting": waiting}
 
     # plumbing -----------------------------------------------------------------------------------
     @staticmethod

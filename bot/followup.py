@@ -33,7 +33,7 @@ from bot.agent_tools import IncidentScope, Toolbox, ToolArgumentError, add_evide
 from bot.context import AgentContext
 from bot.narrate import describe_hypothesis, top_hypothesis
 from bot.phrases import mentioned_services, parse_span, parse_time_phrase
-from bot.turns import Turn, run_sync
+from bot.turns import Turn, as_list, run_sync
 from tools.diagnosis import iso
 from tools.http import SourceError
 
@@ -359,7 +359,7 @@ def _with_model(ctx: AgentContext, client, state: dict[str, Any], text: str, ans
     humans = [m["text"] for m in state.get("messages") or [] if m.get("role") == "user"] + [text]
     if reply:
         filtered = filter_actions(reply[:3000], state.get("decisions") or [], humans)
-        listed = [str(e) for e in _as_list(final.get("evidence"))]
+        listed = [str(e) for e in as_list(final.get("evidence"))]
         model_cites = list(dict.fromkeys(cited_ids(" ".join(listed), ledger) + cited_ids(filtered.text, ledger)))
         notes = []
         if filtered.removed or filtered.withheld:
@@ -392,9 +392,3 @@ def _note(shape: str, cites: bool, filtered) -> str:
     if filtered.removed or filtered.withheld:
         parts.append(f"{len(filtered.removed) + len(filtered.withheld)} claim(s) of actions or destructive commands removed")
     return "; ".join(parts)
-
-
-def _as_list(value: Any) -> list[Any]:
-    if value is None:
-        return []
-    return value if isinstance(value, list) else [value]

@@ -38,8 +38,8 @@ from bot.context import AgentContext
 from bot.grounding import (check_claims, clean_model_text, cited_ids, fence_data, filter_actions, filter_texts,
                            is_echo, suspicious_entries)
 from bot.llm import ModelClient, ModelUnavailable, ToolsRejected, read_answer
-from bot.turns import run_sync
-from prompts import render, tool_guidance
+from bot.turns import as_list, run_sync
+from prompts import render
 from tools.http import SourceError
 from tools.taxonomy import ACTIONS, CATEGORIES
 
@@ -95,14 +95,13 @@ def system_prompt(text_tools: bool = False) -> str:
 
 def tool_catalogue() -> str:
     """The tools for the text protocol: one line each, with their arguments."""
-    guidance = tool_guidance()
     lines = []
     for spec in tool_specs():
         function = spec["function"]
         params = function["parameters"]
         args = ", ".join(f"{name}{'' if name in params.get('required', []) else '?'}: {schema['type']}"
                          for name, schema in params["properties"].items())
-        first = (guidance.get(function["name"]) or "").split(". ")[0].replace("\n", " ").strip().rstrip(".")
+        first = (function.get("description") or "").split(". ")[0].replace("\n", " ").strip().rstrip(".")
         lines.append(f"- {function['name']}({args}): {first}.")
     return "\n".join(lines)
 
@@ -451,9 +450,9 @@ def merge_final(diagnosis: dict[str, Any], final: dict[str, Any] | None, ledger:
         echoes.append(summary_raw)
         summary_raw = ""
     summary = filter_actions(summary_raw, decisions, human_texts)
-    questions, q_flags, q_echo = filter_texts([redact(str(q))[:300] for q in _as_list(final.get("open_questions"))[:5]],
+    questions, q_flags, q_echo = filter_texts([redact(str(q))[:300] for q in as_list(final.get("open_questions"))[:5]],
                                               decisions, human_texts, prompt)
-    steps, s_flags, s_echo = filter_texts([redact(str(s))[:300] for s in _as_list(final.get("next_steps"))[:5]],
+    steps, s_flags, s_echo = filter_texts([redact(str(s))[:300] for s in as_list(final.get("next_steps"))[:5]],
                                           decisions, human_texts, prompt)
     narrative: dict[str, Any] = {"summary": summary.text, "open_questions": questions, "next_steps": steps,
                                  "shape": shape}
@@ -473,14 +472,6 @@ def merge_final(diagnosis: dict[str, Any], final: dict[str, Any] | None, ledger:
         narrative["rejected_claims"] = checked["rejected"]
     diagnosis["narrative"] = narrative
     return diagnosis
-
-
-def _as_list(value: Any) -> list[Any]:
-    if value is None:
-        return []
-    if isinstance(value, list):
-        return value
-    return [value]
 
 
 def shape_note(shape: str, narrative: dict[str, Any] | None) -> str:

@@ -14,11 +14,10 @@ from __future__ import annotations
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, TypedDict
+from typing import Any, TypedDict
 
-from tools.diagnosis import SourceReport
+from tools.source_api import ProgressFn  # noqa: F401 - the one definition; the agent's modules take it from here
 
-ProgressFn = Callable[[str, SourceReport], None]
 
 
 @dataclass
@@ -69,3 +68,10 @@ def run_sync(coro: Any) -> Any:
         return asyncio.run(coro)
     with ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(asyncio.run, coro).result()
+
+
+def as_list(value: Any) -> list[Any]:
+    """A model's field as a list: None is empty, a single value is a list of one."""
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]

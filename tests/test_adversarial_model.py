@@ -247,7 +247,7 @@ def run_corpus(planted, monkeypatch) -> tuple[dict[str, int], list[str]]:
                 plain = Agent(planted.config)
                 plain.start(thread, request.symptom, at=request.at, clarify=False)
                 plain_lines |= set(plain.reply(thread, f"PLANT-{plant['id']} {plant['text']}").text.splitlines())
-            scope = agent.graph.get_state(agent._cfg(thread)).values["scope"]
+            scope = agent.snapshot(thread)["scope"]
             counts["delivered"] += model.delivered
             counts["runs_listing_suspicious_data"] += any((t.model or {}).get("suspicious_data") for t in shown)
             tokens.append(turn.diagnosis["model"]["prompt_tokens"] + turn.diagnosis["model"]["completion_tokens"])

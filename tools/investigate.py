@@ -20,11 +20,9 @@ from tools.analysis import Observations, analyse
 from tools.diagnosis import Diagnosis, SourceReport, iso
 from tools.http import SourceError
 from tools.memory.source import attach_runbook
-from tools.source_api import GatherRequest, Gathered, Source
+from tools.source_api import GatherRequest, Gathered, ProgressFn, Source
 from tools.sources import SOURCES
 from tools.timeparse import MAX_WINDOW_S, TimeInputError, parse_duration, parse_instant
-
-ProgressFn = Callable[[str, SourceReport], None]
 
 logger = logging.getLogger(__name__)
 

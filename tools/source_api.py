@@ -19,6 +19,8 @@ from pydantic import BaseModel, ConfigDict
 
 from tools.diagnosis import SourceReport
 
+ProgressFn = Callable[[str, SourceReport], None]  # hears about each source as it finishes
+
 
 class ToolArgumentError(ValueError):
     """The model's arguments do not fit the tool: one sentence the model reads."""
