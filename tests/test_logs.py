@@ -103,3 +103,58 @@ def test_logql():
     assert build_logql("checkout", levels=["error", "warn"], text='say "hi"') == (
         '{service="checkout"} |= "say \\"hi\\"" | json | level=~"(?i)(error|warn)"')
     assert build_logql("api", service_label="app", levels=["error"], json_lines=False) == '{app="api"} |~ "(?i)(error)"'
+
+
+async def test_any_log_backend_serves_the_investigation_and_the_model_search(tmp_path, monkeypatch):
+    """The logs source knows backends only by their protocol (tools/logs/backend.py): a backend
+    that is neither files nor Loki (here, lines held in memory) is mined by the investigation and
+    searched by the model's tool, redacted in both, with nothing else told about it."""
+    from bot.agent_tools import IncidentScope, Toolbox
+    from bot.investigate import investigate
+    from bot.safety import Redactor
+    from bot.scenario import load_scenario
+    from bot.turns import run_sync
+    from tests.factory import bad_deploy
+    import tools.logs.source
+    from tools.logs.files import read_files as read
+
+    folder = bad_deploy(tmp_path / "s")
+    held = list(read([folder / "logs.jsonl"], None, 0, 4e9, 10**6))
+    held += [LogRecord(r.ts + 1, "checkout", "error", "card 4111 1111 1111 1111 declined by the gateway")
+             for r in held if r.service == "checkout" and r.level == "error"][:5]
+    (folder / "logs.jsonl").unlink()
+
+    class HeldBackend:
+        def describe(self):
+            return "held lines"
+
+        async def mine(self, miner, components, start, split, end, *, redact, redaction_key, found):
+            records = [r for r in held if start <= r.ts <= end and (not components or r.service in components)]
+            miner.add_all(LogRecord(r.ts, r.service, r.level, redact(r.message), r.fields) for r in records)
+            found.queries += 1
+            for service in sorted({r.service for r in records}):
+                found.log_queries[service] = f"held lines of {service}"
+
+        async def search(self, service, start, end, *, levels, text):
+            return [r for r in held if r.service == service and start <= r.ts <= end
+                    and (not levels or r.level in levels) and (not text or text in r.message)], f"held {service}"
+
+        async def aclose(self):
+            return None
+
+    monkeypatch.setattr(tools.logs.source, "open_backends", lambda config, **_: [HeldBackend()])
+    scenario = load_scenario(folder)
+    scenario.config.logs.files = [folder / "absent.jsonl"]  # configured; the held backend answers
+    d = await investigate(scenario.request, scenario.config)
+    assert d.sources["logs"].status == "ok"
+    logs_evidence = [e for e in d.evidence if e.source == "logs"]
+    assert logs_evidence and any(e.component == "checkout" for e in logs_evidence)
+    assert "4111" not in json.dumps(d.to_dict())
+
+    at = scenario.request.at
+    scope = IncidentScope(symptom="checkout 500s", service="checkout", start=at - 4 * 3600, window_start=at - 3600,
+                          end=at, services=["checkout", "search"])
+    result = Toolbox(scenario.config, scope, {}, run_sync, Redactor()).call(
+        "search_logs", {"service": "checkout", "level": "error"})
+    assert result.evidence["query"].startswith("held checkout")
+    assert "declined by the gateway" in result.text and "4111" not in result.text
