@@ -194,11 +194,6 @@ def _strings(value: Any, where: str) -> dict[str, str]:
     return {str(k)[:200]: str(v)[:2000] for k, v in value.items() if isinstance(v, (str, int, float, bool))}
 
 
-def _time(value: Any) -> float | None:
-    # Alertmanager writes 0001-01-01T00:00:00Z for "not ended": out of range, so None.
-    return parse_time(value) if isinstance(value, (str, int, float)) and value != "" else None
-
-
 def _fingerprint(labels: dict[str, str]) -> str:
     return hashlib.sha256(json.dumps(sorted(labels.items())).encode()).hexdigest()[:16]
 
@@ -226,8 +221,8 @@ def parse_alertmanager(payload: Any) -> AlertBatch:
             name=labels.get("alertname") or "alert",
             labels=labels,
             annotations=_strings(item.get("annotations"), f"alerts[{position}].annotations"),
-            starts_at=_time(item.get("startsAt")),
-            ends_at=_time(item.get("endsAt")),
+            starts_at=parse_time(item.get("startsAt")),
+            ends_at=parse_time(item.get("endsAt")),  # 0001-01-01T00:00:00Z, "not ended", is out of range: None
             link=str(item.get("generatorURL") or "")[:2000],
             fingerprint=str(item.get("fingerprint") or _fingerprint(labels))[:64],
         ))
@@ -258,7 +253,7 @@ def parse_generic(payload: Any) -> AlertBatch:
     status = str(payload.get("status") or "firing")
     if status not in ("firing", "resolved"):
         raise AlertError(f"field 'status' is {status!r}; firing or resolved")
-    starts_at = _time(payload.get("starts_at"))
+    starts_at = parse_time(payload.get("starts_at"))
     if payload.get("starts_at") is not None and starts_at is None:
         raise AlertError("field 'starts_at' is not a time (use ISO-8601 such as 2026-03-10T14:05:00Z)")
     annotations = _strings(payload.get("annotations"), "annotations")

@@ -21,8 +21,7 @@ from tools.changes import ChangesConfig
 from tools.logs import LogsConfig
 from tools.metrics import MetricsConfig
 from tools.safeload import InputError, decode_text, load_yaml
-from tools.timeparse import MAX_DURATION_S
-from tools.timeparse import parse_duration as _parse_duration
+from tools.timeparse import parse_duration
 
 
 class ConfigError(Exception):
@@ -37,11 +36,6 @@ class ServiceConfig(BaseModel):
     depends_on: list[str] = Field(default_factory=list)
     signals: dict[str, str] = Field(default_factory=dict, description="signal name -> PromQL")
     owner: str | None = None
-
-
-def parse_duration(text: str | int | float, *, limit_s: float = MAX_DURATION_S, what: str = "a duration") -> float:
-    """'90s', '15m', '1h', '2d', '1h30m' or a number of seconds -> seconds (see tools.timeparse)."""
-    return _parse_duration(text, limit_s=limit_s, what=what)
 
 
 class InvestigationConfig(BaseModel):

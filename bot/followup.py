@@ -35,6 +35,7 @@ from bot.narrate import describe_hypothesis, top_hypothesis
 from bot.phrases import mentioned_services, parse_span, parse_time_phrase
 from bot.turns import Turn, as_list, run_sync
 from tools.diagnosis import iso
+from tools.timeparse import parse_iso
 from tools.http import SourceError
 
 _RECOVERY = re.compile(r"\b(recover\w*|rolled back|roll(?:ed)?[- ]?back|reverted|restarted|failed over|"
@@ -96,7 +97,7 @@ def _recovery(ctx: AgentContext, state: dict[str, Any], text: str) -> tuple[str,
     if action is None:
         action = scope.end
     onset_text = diagnosis.get("incident", {}).get("onset")
-    onset = _parse_iso(onset_text) or scope.window_start
+    onset = parse_iso(onset_text) or scope.window_start
     top = top_hypothesis(diagnosis)
     ids = list(top["evidence"]) if top else []
     service = diagnosis.get("incident", {}).get("service")
@@ -172,17 +173,6 @@ def _recovery(ctx: AgentContext, state: dict[str, Any], text: str) -> tuple[str,
             "not recovering": "It is not recovering yet",
             "no data since the action yet": "There is no data since the action yet"}[worst]
     return f"{head} (compared since {iso(action)}).\n" + "\n".join(verdicts), cited, ledger
-
-
-def _parse_iso(text: str | None) -> float | None:
-    if not text:
-        return None
-    from datetime import datetime
-
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
 
 
 def _changes(ctx: AgentContext, state: dict[str, Any], text: str, service: str | None) -> tuple[str, list[str], dict[str, Any]]:
@@ -262,7 +252,7 @@ def awaiting_reason(state: dict[str, Any], now: float, by: str | None = None) ->
         return None  # only whoever rejected it says why
     for message in reversed(state.get("messages") or []):
         if message.get("role") == "user" and (by is None or message.get("by") in (None, by)):
-            said = _parse_iso(message.get("at"))
+            said = parse_iso(message.get("at"))
             if said is not None and said > float(last["ts"]):
                 return None
             break

@@ -29,7 +29,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from bot.config import ModelConfig, parse_duration
+from bot.config import ModelConfig
+from tools.timeparse import parse_duration
 
 # Before the first answer the endpoint's speed is unknown: a small model on a CPU writes 8-25
 # tokens/s, a hosted one far more. Sizing the first answer at this speed keeps it finishable.

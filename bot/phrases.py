@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta, timezone
 
-from bot.config import parse_duration
+from tools.timeparse import parse_duration
 
 _AGO = re.compile(r"\b(\d+)\s*(minutes?|mins?|m|hours?|hrs?|h)\s+ago\b", re.I)
 _CLOCK = re.compile(r"\b(?:at|since|around|from)\s+(\d{1,2}):(\d{2})\s*(?:utc|z)?\b", re.I)

@@ -33,7 +33,7 @@ from typing import Any
 
 from bot.agent_tools import (IncidentScope, ToolArgumentError, Toolbox, add_evidence, check_arguments,
                              parse_arguments, resolve_tool_name, tool_specs)
-from bot.config import parse_duration
+from tools.timeparse import parse_duration
 from bot.context import AgentContext
 from bot.grounding import (check_claims, clean_model_text, cited_ids, fence_data, filter_actions, filter_texts,
                            is_echo, suspicious_entries)

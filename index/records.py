@@ -54,7 +54,8 @@ from index.readers import (
     split_front_matter,
     split_sections,
 )
-from index.schema import IncidentRecord, RunbookRecord, record_timestamp
+from index.schema import IncidentRecord, RunbookRecord
+from tools.timeparse import parse_iso as record_timestamp  # the one ISO reader
 from index.validate import check_actions, check_category, normalise_date, record_from_mapping
 
 __all__ = [

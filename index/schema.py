@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from tools.timeparse import parse_iso
 
 # Section headings -> the record field they fill (lower-cased, compared by prefix).
 SECTION_FIELDS = {
@@ -78,7 +79,7 @@ class IncidentRecord:
 
     def timestamp(self) -> float | None:
         """The date as Unix seconds (UTC), or None."""
-        return record_timestamp(self.date)
+        return parse_iso(self.date)
 
     def tag_tokens(self) -> str:
         """Structured values as whole tokens (svc_azure_sql_database, sym_availability, op_deployment)."""
@@ -145,18 +146,3 @@ class RunbookRecord:
         return hashlib.sha256(json.dumps(data, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
-# --- dates -------------------------------------------------------------------------------------
-
-
-def record_timestamp(date: str | None) -> float | None:
-    """An ISO-8601 date as Unix seconds (UTC when it names no zone), or None."""
-    if not date:
-        return None
-    text = date.strip().replace("Z", "+00:00")
-    try:
-        parsed = dt.datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt.timezone.utc)
-    return parsed.timestamp()

@@ -14,7 +14,7 @@ from index.entries import INCIDENTS, RUNBOOKS, keywords
 from index.errors import SleuthIndexError
 from index.heads import HeadsMixin
 from index.results import MitigationSuggestion, RunbookResult, SimilarResult, Suggestion
-from index.schema import record_timestamp
+from tools.timeparse import parse_iso
 from index.validate import normalise_date
 
 
@@ -24,7 +24,7 @@ def _since_ts(since: Any) -> float | None:
     if isinstance(since, (int, float)):
         return float(since)
     iso = normalise_date(since, "since")
-    ts = record_timestamp(iso)
+    ts = parse_iso(iso)
     if ts is None:
         raise SleuthIndexError(f"since={since!r} is not a date; write it as YYYY-MM-DD")
     return ts

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import ConfigError, load_config, parse_duration
+from bot.config import ConfigError, load_config
+from tools.timeparse import parse_duration
 
 ROOT = Path(__file__).resolve().parent.parent
 

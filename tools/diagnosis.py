@@ -8,18 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
 from typing import Any, Literal
+
+from tools.timeparse import iso  # noqa: F401 - the one formatter of times; most modules take it from here
 
 SourceKind = Literal["metrics", "logs", "changes", "incidents", "runbooks"]
 HypothesisStatus = Literal["proposed", "supported", "refuted"]
-
-
-def iso(ts: float | None) -> str | None:
-    """Unix seconds -> ISO-8601 in UTC with a trailing Z (None stays None)."""
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass

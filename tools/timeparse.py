@@ -73,6 +73,30 @@ def parse_time(value: object) -> float | None:
     return ts if in_range(ts) else None
 
 
+def parse_iso(text: str | None) -> float | None:
+    """An ISO-8601 date or time (naive means UTC) -> Unix seconds; None for anything else (a bare
+    number is not read as a time here: "2023" is a year in a postmortem, not a Unix second)."""
+    if not isinstance(text, str) or not text.strip():
+        return None
+    try:
+        parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    try:
+        return parsed.timestamp()
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def iso(ts: float | None) -> str | None:
+    """Unix seconds -> ISO-8601 in UTC with a trailing Z (None stays None)."""
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def parse_instant(text: str, what: str = "the time") -> float:
     """An ISO-8601 time a user typed -> Unix seconds, or one sentence saying how to write it."""
     cleaned = text.strip()

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Sequence
 
-from bot.incidents.text import duration, iso_to_ts, percent
+from bot.incidents.text import duration, percent
+from tools.timeparse import parse_time
 from bot.incidents.store import Incident, TimelineEntry
 
 
@@ -241,7 +242,7 @@ def incident_record(incident: Incident, *, summary: Summary, category: str | Non
     diagnosis = incident.diagnosis or {}
     facts = diagnosis.get("incident") or {}
     services = [s for s in dict.fromkeys([incident.service, facts.get("service"), summary.component]) if s]
-    onset = iso_to_ts(facts.get("onset")) or incident.opened_at
+    onset = parse_time(facts.get("onset")) or incident.opened_at
     return IncidentRecord(
         id=f"slack-{incident.team}-{incident.channel}-{incident.id}".lower(),
         title=redact(incident.title),

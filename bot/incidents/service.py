@@ -9,7 +9,8 @@ from bot.config import SlackConfig
 from bot.incidents import roles as R
 from bot.incidents.reports import Summary, draft_summary
 from bot.incidents.store import Incident, IncidentStore
-from bot.incidents.text import clip, iso_to_ts, percent
+from bot.incidents.text import clip, percent
+from tools.timeparse import parse_time
 
 Snapshot = Callable[[str], dict[str, Any] | None]  # the agent's snapshot of a conversation thread
 
@@ -83,12 +84,12 @@ def record_diagnosis(*, store: IncidentStore, incident_id: int, diagnosis: dict[
     facts = diagnosis.get("incident") or {}
     affected = {facts.get("service"), incident.service} | {h.get("component") for h in live[:1]}
     affected |= {k.get("component") for k in facts.get("knock_on") or []}
-    window_start = iso_to_ts((diagnosis.get("window") or {}).get("start")) or 0
+    window_start = parse_time((diagnosis.get("window") or {}).get("start")) or 0
     for e in diagnosis.get("evidence") or []:
         if e.get("source") != "changes" or e.get("component") not in affected:
             continue
         change_id = (e.get("details") or {}).get("change_id") or e.get("id")
-        at = iso_to_ts(e.get("onset"))
+        at = parse_time(e.get("onset"))
         if at is None or at < window_start:
             continue
         store.add_entry(incident_id, kind="change", at=at, key=f"change:{change_id}",

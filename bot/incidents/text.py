@@ -4,14 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from tools.timeparse import parse_time
-
-
-def iso_to_ts(value: Any) -> float | None:
-    """An ISO-8601 time or Unix seconds -> Unix seconds; None when it is not a time (1970-2100)."""
-    if value is None or value == "":
-        return None
-    return parse_time(value)
 
 
 def duration(seconds: float) -> str:

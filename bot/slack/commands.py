@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass
 from typing import Iterable
 
-from bot.config import parse_duration
+from tools.timeparse import parse_duration
 from bot.slack.mrkdwn import from_slack
 from bot.incidents.store import STATUSES
 

@@ -26,7 +26,8 @@ import re
 from datetime import datetime, timezone
 from typing import Any, Sequence
 
-from bot.incidents.text import clip, iso_to_ts
+from bot.incidents.text import clip
+from tools.timeparse import parse_time
 
 MAX_BLOCKS = 50
 MAX_MODAL_BLOCKS = 100
@@ -139,7 +140,7 @@ def user(user_id: str | None) -> str:
 
 def when(value: Any, fmt: str = "{date_short_pretty} {time}") -> str:
     """A time each reader sees in their own time zone (Slack's date token), UTC as fallback."""
-    ts = iso_to_ts(value)
+    ts = parse_time(value)
     if ts is None:
         return "unknown time"
     fallback = datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
