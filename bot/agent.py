@@ -72,13 +72,16 @@ def _schema_lock(conn: Any, wait_s: float = 120.0) -> Iterator[None]:
 @contextmanager
 def open_checkpointer(storage: StorageConfig | None) -> Iterator[Any]:
     """A checkpoint saver: SQLite (the default, a file) or PostgreSQL when storage.postgres is set."""
-    from bot.config import ConfigError
+    from bot.config import POSTGRES_MISSING, ConfigError
 
     storage = storage or StorageConfig()
     if storage.postgres:
-        import psycopg
-        from langgraph.checkpoint.postgres import PostgresSaver
-        from psycopg.rows import dict_row
+        try:
+            import psycopg
+            from langgraph.checkpoint.postgres import PostgresSaver
+            from psycopg.rows import dict_row
+        except ImportError:
+            raise ConfigError(POSTGRES_MISSING) from None
 
         try:
             conn = psycopg.connect(storage.postgres, autocommit=True, prepare_threshold=0, row_factory=dict_row)

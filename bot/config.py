@@ -24,6 +24,10 @@ from tools.safeload import InputError, decode_text, load_yaml
 from tools.timeparse import parse_duration
 
 
+POSTGRES_MISSING = ("storage.postgres is set but Sleuth's PostgreSQL support is not installed; "
+                    "pip install 'incident-sleuth[postgres]' (or remove storage.postgres to use the SQLite file)")
+
+
 class ConfigError(Exception):
     """A configuration problem, as one sentence naming the field and the fix."""
 

@@ -68,3 +68,22 @@ def test_a_bad_model_or_storage_setting_is_one_sentence(tmp_path):
     path.write_text("agent:\n  deadline: soon\n")
     with pytest.raises(ConfigError, match="agent.deadline"):
         load_config(path, {})
+
+
+def test_postgres_state_without_its_extra_is_one_sentence(monkeypatch):
+    """PostgreSQL support is an extra: configured without it, the bot says how to install it."""
+    import sys
+
+    import pytest
+
+    from bot.agent import open_checkpointer
+    from bot.config import ConfigError, StorageConfig
+    from bot.incidents.database import Database, StoreError
+
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # as if not installed: importing it fails
+    storage = StorageConfig(postgres="postgresql://127.0.0.1:5432/postgres")
+    with pytest.raises(ConfigError, match=r"pip install 'incident-sleuth\[postgres\]'"):
+        with open_checkpointer(storage):
+            pass
+    with pytest.raises(StoreError, match=r"pip install 'incident-sleuth\[postgres\]'"):
+        Database(storage)

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from bot.config import StorageConfig
+from bot.config import POSTGRES_MISSING, StorageConfig
 
 # pg_advisory_xact_lock key serialising schema creation and migrations across replicas ("sleuth-schema").
 SCHEMA_LOCK = 0x5C4E_D0C5
@@ -51,7 +51,10 @@ class Database:
 
     def _connect(self) -> None:
         if self.postgres:
-            import psycopg
+            try:
+                import psycopg
+            except ImportError:
+                raise StoreError(POSTGRES_MISSING) from None
 
             try:
                 self._conn = psycopg.connect(self._url or "", autocommit=True, connect_timeout=10)
