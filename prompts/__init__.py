@@ -56,14 +56,19 @@ def render(name: str, **values: Any) -> str:
     return PLACEHOLDER.sub(lambda m: str(values[m.group(1)]), template)
 
 
-def tool_guidance() -> dict[str, str]:
-    """Per-tool guidance from tools.md: one ``## tool_name`` section per tool."""
-    sections: dict[str, str] = {}
+def sections(text: str) -> dict[str, str]:
+    """The ``## name`` sections of a Markdown text, by name (what precedes the first is dropped)."""
+    found: dict[str, str] = {}
     current = None
-    for line in load_prompt("tools").splitlines():
+    for line in text.splitlines():
         if line.startswith("## "):
             current = line[3:].strip()
-            sections[current] = ""
+            found[current] = ""
         elif current:
-            sections[current] += line + "\n"
-    return {name: text.strip() for name, text in sections.items()}
+            found[current] += line + "\n"
+    return {name: body.strip() for name, body in found.items()}
+
+
+def tool_guidance() -> dict[str, str]:
+    """Guidance for the agent's own tools from tools.md: one ``## tool_name`` section per tool."""
+    return sections(load_prompt("tools"))

@@ -17,6 +17,7 @@ from typing import Any, Awaitable, Callable, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict
 
+from prompts import sections
 from tools.diagnosis import SourceReport
 
 ProgressFn = Callable[[str, SourceReport], None]  # hears about each source as it finishes
@@ -142,15 +143,7 @@ class Source:
 
 def read_guidance(package_file: str) -> dict[str, str]:
     """The ``## tool_name`` sections of the ``guidance.md`` beside a source's module."""
-    sections: dict[str, str] = {}
-    current = None
-    for line in (Path(package_file).resolve().parent / "guidance.md").read_text(encoding="utf-8").splitlines():
-        if line.startswith("## "):
-            current = line[3:].strip()
-            sections[current] = ""
-        elif current:
-            sections[current] += line + "\n"
-    return {name: text.strip() for name, text in sections.items()}
+    return sections((Path(package_file).resolve().parent / "guidance.md").read_text(encoding="utf-8"))
 
 
 def _json_type(annotation: Any) -> tuple[str, list[str] | None]:
