@@ -320,7 +320,7 @@ class EmbeddedBackend:
 
     Every type of the format is accepted (gauges, counters, histograms, summaries); ``# TYPE`` lines
     are the metadata. Plain selectors are answered directly; anything else goes to the evaluator
-    (tools/promql_eval.py), which follows Prometheus 2.42's semantics (rate's extrapolation and
+    (tools/promql_eval/), which follows Prometheus 2.42's semantics (rate's extrapolation and
     reset handling, histogram_quantile's interpolation, NaN in aggregations). Loaded once per instance;
     the demo and the bundled scenarios need no server.
     """
