@@ -33,32 +33,42 @@ def describe_mitigation(m: dict[str, Any]) -> str:
     return f"{label}{m['action']} {m.get('target', '')}".rstrip() + f" ({approval}{provenance}). Verify: {m.get('verify', '')}"
 
 
-def describe_narrative(diagnosis: dict[str, Any]) -> list[str]:
-    """The model's reading, as checked (bot.grounding): marked unverified where it cites nothing,
-    with what was removed from it and the claims the evidence did not bear out."""
+def narrative_parts(diagnosis: dict[str, Any]) -> dict[str, Any]:
+    """The model's reading, as checked (bot.grounding), in parts: ``reading`` (its summary, marked
+    unverified where it cites nothing, and its next steps), ``removed`` (what Sleuth took out of
+    its text), ``rejected`` (its claims the evidence did not bear out) and ``suspicious`` (data
+    that read like instructions to it). Absent parts are None."""
     narrative = diagnosis.get("narrative") or {}
-    lines: list[str] = []
+    reading: list[str] = []
     if narrative.get("summary"):
         mark = " (unverified: it cites no evidence)" if narrative.get("unverified") else ""
-        lines.append(f"Model's reading{mark}: " + narrative["summary"])
+        reading.append(f"Model's reading{mark}: " + narrative["summary"])
     for step in (narrative.get("next_steps") or [])[:3]:
-        lines.append("Model suggests: " + step)
+        reading.append("Model suggests: " + step)
     flags = narrative.get("flags") or []
     removed = sum(1 for f in flags if f.get("kind") == "action_claim")
     withheld = sum(1 for f in flags if f.get("kind") == "command_withheld")
+    removed_line = None
     if removed or withheld:
         parts = ([f"{removed} claim(s) of an approval or an action that no human recorded"]
                  if removed else []) + ([f"{withheld} destructive command(s)"] if withheld else [])
-        lines.append("Sleuth removed from the model's text: " + " and ".join(parts)
-                     + ". Only people approve mitigations (recorded in this thread), and Sleuth runs nothing.")
+        removed_line = ("Sleuth removed from the model's text: " + " and ".join(parts)
+                        + ". Only people approve mitigations (recorded in this thread), and Sleuth runs nothing.")
     rejected = narrative.get("rejected_claims") or []
-    if rejected:
-        lines.append(f"Model claims not accepted ({len(rejected)}): " + "; ".join(rejected[:2]))
+    rejected_line = f"Model claims not accepted ({len(rejected)}): " + "; ".join(rejected[:2]) if rejected else None
     suspicious = (diagnosis.get("model") or {}).get("suspicious_data") or []
+    suspicious_line = None
     if suspicious:
         where = ", ".join(item["where"] for item in suspicious[:4]) + (" ..." if len(suspicious) > 4 else "")
-        lines.append(f"Data that reads like instructions to the model (treated as data): {where}")
-    return lines
+        suspicious_line = f"Data that reads like instructions to the model (treated as data): {where}"
+    return {"reading": reading, "removed": removed_line, "rejected": rejected_line, "suspicious": suspicious_line}
+
+
+def describe_narrative(diagnosis: dict[str, Any]) -> list[str]:
+    """The model's reading, as checked, with what was removed from it and the claims the evidence
+    did not bear out, as lines of text."""
+    parts = narrative_parts(diagnosis)
+    return parts["reading"] + [line for line in (parts["removed"], parts["rejected"], parts["suspicious"]) if line]
 
 
 def describe_diagnosis(diagnosis: dict[str, Any], pending: list[dict[str, Any]] | None = None) -> str:

@@ -116,6 +116,28 @@ def test_diagnosis_message_shows_hypotheses_evidence_and_buttons():
     assert text.startswith("Diagnosis: code change in svc-0")
 
 
+def test_the_models_reading_and_what_sleuth_removed_are_shown_escaped():
+    """A model's reading reaches Slack as checked: marked unverified, with what Sleuth removed from
+    it and the data that read like instructions up front; its text is shown as text, never markup."""
+    diagnosis = _diagnosis()
+    diagnosis["model"] = {"status": "ok", "suspicious_data": [{"where": "logs of checkout", "reasons": ["ignore"]}]}
+    diagnosis["narrative"] = {
+        "summary": "<!channel> the *deploy* broke checkout", "unverified": True,
+        "next_steps": ["compare <@U123> pods"], "rejected_claims": ["dependency on payments: no evidence"],
+        "flags": [{"kind": "action_claim", "text": "approved"}, {"kind": "command_withheld", "text": "rm"}]}
+    _, blocks = B.diagnosis_message(diagnosis, thread_id="T:C:1.2", pending=[])
+    assert check_blocks(blocks) == []
+    rendered = json.dumps(blocks)
+    assert "Model's reading (unverified: it cites no evidence)" in rendered
+    assert "&lt;!channel&gt;" in rendered and "<!channel>" not in rendered and "&lt;@U123&gt;" in rendered
+    assert "Model claims not accepted (1): dependency on payments" in rendered
+    warnings = [b for b in blocks if b["type"] == "context" and ":warning: Sleuth removed" in json.dumps(b)]
+    assert warnings and "1 claim(s) of an approval" in json.dumps(warnings) and "1 destructive command(s)" in json.dumps(warnings)
+    assert "reads like instructions to the model (treated as data): logs of checkout" in rendered
+    # A message with no model says nothing of one.
+    assert "Model's reading" not in json.dumps(B.diagnosis_message(_diagnosis(), thread_id="T:C:1.2", pending=[])[1])
+
+
 def test_a_huge_diagnosis_is_cut_to_slack_limits():
     diagnosis = _diagnosis(n_hypotheses=60, text="y" * 9000, evidence=30)
     pending = diagnosis["mitigations"]

@@ -14,6 +14,7 @@ import time
 from typing import Any, Iterable, Sequence
 
 from bot.incidents.text import clip, duration, percent
+from bot.narrate import narrative_parts
 from bot.slack.mrkdwn import (MAX_BLOCKS, MAX_FALLBACK, MAX_OPTION, MAX_SECTION, button, code, context, divider,
                               escape, fit, header, link, prose, section, sections, slack_words, user, when)
 from bot.slack.mrkdwn import from_slack  # noqa: F401 - the way in, beside the way out: read as blocks.from_slack
@@ -138,6 +139,15 @@ def diagnosis_message(diagnosis: dict[str, Any], *, thread_id: str, pending: Seq
             if extra:
                 shown.append(f"_and {extra} more evidence: {', '.join(h['evidence'][len(shown):])}_")
             blocks.append((rank_priority + 1, context(*shown)))
+    parts = narrative_parts(diagnosis)
+    warnings = [line for line in (parts["removed"], parts["suspicious"]) if line]
+    if warnings:
+        # What Sleuth took out of the model's text, and data that tried to steer it: read first.
+        blocks.append((1, context(*[f":warning: {clip(escape(line), 600)}" for line in warnings])))
+    # The model's words are shown as text: escaped whole, so they can mention nobody and link nowhere.
+    reading = parts["reading"] + ([parts["rejected"]] if parts["rejected"] else [])
+    if reading:
+        blocks.append((5, section("\n".join(clip(escape(line), 900) for line in reading))))
     if refuted:
         lines = [f"• {escape(h.get('category', '').replace('_', ' '))} in {escape(h.get('component'))}: "
                  f"{clip(prose(h.get('why_lower') or h.get('statement', '')), 300)}" for h in refuted[:6]]
