@@ -254,6 +254,59 @@ def test_a_slack_outage_loses_no_command_and_the_running_process_delivers_them(t
             h.close()
 
 
+def _decision_value(message: Message) -> str:
+    return next(b["elements"][0]["value"] for b in message.blocks or []
+                if b["type"] == "actions" and b.get("block_id", "").startswith("decide:"))
+
+
+def test_decisions_made_during_a_slack_outage_are_announced_once_it_answers(tmp_path):
+    """An Approve click, and a Reject form submitted, while Slack's Web API is down: each decision
+    is taken once, and announced once in the thread when Slack answers again (the clicks are
+    claimed work, resumed from their progress: nothing decided twice, nobody told "already
+    decided" about their own click)."""
+    from bot.slack import blocks as B
+
+    with SlackWebStandIn() as web:
+        h, keeper = _harness(tmp_path, web, delivery_deadline_s=60)
+        try:
+            h.command("checkout is returning 500s", channel="C1", user=ALICE)
+            [diagnosis] = web.wait_for(lambda: diagnoses(web, "C1"), timeout=90, what="the diagnosis")
+            value = _decision_value(diagnosis)
+            thread = json.loads(value)["thread"]
+            second = next(m for m in h.sleuth.agent.snapshot(thread)["pending"] if m["id"] != json.loads(value)["m"])
+            # Reject asks why in a form; the form opens while Slack is up, and is submitted in the outage.
+            h.click(B.REJECT, json.dumps({"thread": thread, "m": second["id"]}), user=ALICE, channel="C1",
+                    message=diagnosis)
+            form = web.wait_for(lambda: web.views, what="the reject form")[0]
+            web.always(Fault.error(503))
+            assert h.click(B.APPROVE, value, user=ALICE, channel="C1", message=diagnosis).status == 200
+            assert h.submit(form, {"reason": {"value": {"type": "plain_text_input", "value": "too risky"}}},
+                            user=ALICE).status == 200
+            decided = lambda: {d["id"]: d["approved"] for d in h.sleuth.agent.snapshot(thread)["decisions"]}  # noqa: E731
+            web.wait_for(lambda: len(decided()) == 2, timeout=30, what="both decisions taken in the outage")
+            time.sleep(2.0)  # retries fail meanwhile
+            web.always(None)
+            said = lambda: [m for m in web.bot_messages("C1", diagnosis.thread_ts)  # noqa: E731
+                            if "approved *" in m.text or "rejected *" in m.text]
+            web.wait_for(lambda: len(said()) == 2, timeout=60, what="both decisions announced after the outage")
+            time.sleep(1.5)  # a second announcement would come within the sweeps
+            assert sorted(m.text.split("*")[1] for m in said()) == sorted([json.loads(value)["m"], second["id"]])
+            assert len(said()) == 2, "each announced once"
+            assert "Reason: too risky" in next(m.text for m in said() if "rejected" in m.text)
+            assert decided() == {json.loads(value)["m"]: True, second["id"]: False}
+            assert not web.ephemerals_for(ALICE, "C1"), "nobody is told their own click was already decided"
+            incident = h.store.latest_incident(team="T0SLEUTH", channel="C1")
+            assert len([e for e in h.store.timeline(incident.id) if e.kind == "decision"]) == 2
+            rows = work_rows(tmp_path / "state.db")
+            decisions = {k: r for k, r in rows.items() if k.startswith(("action:", "view:"))}
+            assert len(decisions) == 2 and all(r["tries"] >= 1 for r in decisions.values()), rows
+            web.wait_for(lambda: all(r["state"] == "done" for k, r in work_rows(tmp_path / "state.db").items()
+                                     if k.startswith(("action:", "view:"))), timeout=30, what="the decisions done")
+        finally:
+            keeper.stop()
+            h.close()
+
+
 def test_429_for_longer_than_the_client_retries_still_delivers(tmp_path):
     with SlackWebStandIn() as web:
         h, keeper = _harness(tmp_path, web, delivery_deadline_s=60)

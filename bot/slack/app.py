@@ -272,6 +272,7 @@ def build_app(sleuth: Sleuth, *, client: WebClient, signing_secret: str | None =
     # --- approvals --------------------------------------------------------------------------
 
     def _decision(body: dict[str, Any], client: WebClient, approved: bool) -> None:
+        """An Approve click: claimed work (guard.work_key), resumed by its progress on a replay."""
         action = (body.get("actions") or [{}])[0]
         try:
             value = json.loads(action.get("value") or "{}")
@@ -279,7 +280,8 @@ def build_app(sleuth: Sleuth, *, client: WebClient, signing_secret: str | None =
             return
         decide(sleuth, client, channel=(body.get("channel") or {}).get("id", ""),
                      user=(body.get("user") or {}).get("id", ""), thread_id=str(value.get("thread", "")),
-                     mitigation_id=str(value.get("m", "")), approved=approved, message=body.get("message"))
+                     mitigation_id=str(value.get("m", "")), approved=approved, message=body.get("message"),
+                     progress=progress_of(work_key(body)))
 
     @_guarded_here
     def approve_work(body: dict[str, Any], client: WebClient) -> None:
@@ -329,7 +331,8 @@ def build_app(sleuth: Sleuth, *, client: WebClient, signing_secret: str | None =
         reason = (B.modal_values(view).get("reason") or "").strip()
         if reason:
             reject_with_reason(sleuth, client, user=(body.get("user") or {}).get("id", ""),
-                                     metadata=view.get("private_metadata") or "", reason=reason)
+                               metadata=view.get("private_metadata") or "", reason=reason,
+                               progress=progress_of(work_key(body)))
 
     app.view(B.REJECT_MODAL)(ack=reject_modal_ack, lazy=[reject_modal_work])
 

@@ -12,9 +12,9 @@ from slack_sdk.errors import SlackApiError
 from bot.incidents import service
 from bot.slack import blocks as B
 from bot.slack.decisions import note_reasons
-from bot.slack.errors import undelivered, why
+from bot.slack.errors import undelivered
 from bot.slack.mrkdwn import clip, from_slack, prose
-from bot.slack.plan import PlanMessage, Progress, mark_interrupted, outcome_of
+from bot.slack.plan import PlanMessage, Progress, mark_interrupted, outcome_of, post_once
 from bot.slack.sleuth import Sleuth, ephemeral, investigation, thread_id_of
 from bot.slack.timeline import refresh_timeline
 
@@ -84,7 +84,7 @@ def say_turn(sleuth: Sleuth, client: WebClient, *, incident_id: int, channel: st
         return
     if turn.kind in ("question", "answer") or not turn.diagnosis:
         text, blocks = B.answer_message(prose(turn.text), kind="question" if turn.kind == "question" else "answer")
-        _post_once(client, p, "answer", channel=channel, thread_ts=thread_ts, after=after, text=text, blocks=blocks,
+        post_once(client, p, "answer", channel=channel, thread_ts=thread_ts, after=after, text=text, blocks=blocks,
                    prefix=text[:40])
         return
     thread_id = turn.thread_id
@@ -96,7 +96,7 @@ def say_turn(sleuth: Sleuth, client: WebClient, *, incident_id: int, channel: st
     late = AFTER_RESOLUTION if incident is not None and not incident.active else None  # never reopens it
     text, blocks = B.diagnosis_message(turn.diagnosis, thread_id=thread_id, pending=turn.pending,
                                        decisions=turn.decisions, charts=len(charts), note=late)
-    _post_once(client, p, "diagnosis", channel=channel, thread_ts=thread_ts, after=after, text=text, blocks=blocks,
+    post_once(client, p, "diagnosis", channel=channel, thread_ts=thread_ts, after=after, text=text, blocks=blocks,
                prefix="Diagnosis")
     if not p.get("recorded"):
         record_diagnosis(sleuth, client, incident_id=incident_id, diagnosis=turn.diagnosis)
@@ -106,40 +106,6 @@ def say_turn(sleuth: Sleuth, client: WebClient, *, incident_id: int, channel: st
         drawn = [p for p in charts if p.is_file()]
         if drawn:
             upload_charts(sleuth, client, channel=channel, thread_ts=thread_ts, thread_id=thread_id, charts=drawn)
-
-
-def _post_once(client: WebClient, p: Progress, name: str, *, channel: str, thread_ts: str, after: str | None,
-               text: str, blocks: list[dict], prefix: str) -> str:
-    """Post a message into the thread once per piece of work: its ts is recorded in ``p`` as soon
-    as Slack answers. A run that died while Slack had the post in hand (recorded as ``posting``)
-    first looks for it in the thread (a bot message starting with ``prefix``, after ``after``)."""
-    done = p.get(name)
-    if done and done != "posting":
-        return str(done)
-    if done == "posting":
-        found = _find_posted(client, channel=channel, thread_ts=thread_ts, after=after, prefix=prefix)
-        if found:
-            p.set(**{name: found})
-            return found
-    p.set(**{name: "posting"})
-    ts = client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=text, blocks=blocks)["ts"]
-    p.set(**{name: ts})
-    return ts
-
-
-def _find_posted(client: WebClient, *, channel: str, thread_ts: str, after: str | None, prefix: str) -> str | None:
-    try:
-        found = client.conversations_replies(channel=channel, ts=thread_ts, oldest=after or thread_ts, limit=100)
-    except SlackApiError as exc:
-        if undelivered(exc):
-            raise
-        log.warning("could not read the thread to look for an earlier post: %s", why(exc))
-        return None
-    for message in found.get("messages") or []:
-        if (message.get("bot_id") or message.get("app_id")) and message.get("ts") != thread_ts and \
-                str(message.get("text") or "").startswith(prefix):
-            return str(message["ts"])
-    return None
 
 
 def upload_charts(sleuth: Sleuth, client: WebClient, *, channel: str, thread_ts: str, thread_id: str,

@@ -16,6 +16,7 @@ from bot.incidents.store import Incident
 from bot.slack import blocks as B
 from bot.slack.errors import why
 from bot.slack.mrkdwn import MAX_FALLBACK, clip, escape, sections
+from bot.slack.plan import Progress, post_once
 from bot.slack.sleuth import Sleuth, ephemeral
 from bot.slack.timeline import refresh_timeline
 
@@ -90,7 +91,8 @@ def reject_modal(sleuth: Sleuth, client: WebClient, *, channel: str, user: str, 
                           label=label)
 
 
-def reject_with_reason(sleuth: Sleuth, client: WebClient, *, user: str, metadata: str, reason: str) -> None:
+def reject_with_reason(sleuth: Sleuth, client: WebClient, *, user: str, metadata: str, reason: str,
+                       progress: Progress | None = None) -> None:
     """The reject form was submitted: record the rejection with its reason (rights checked again)."""
     try:
         where = json.loads(metadata or "{}")
@@ -99,7 +101,8 @@ def reject_with_reason(sleuth: Sleuth, client: WebClient, *, user: str, metadata
     channel, ts, thread_ts = str(where.get("channel") or ""), where.get("ts"), where.get("thread_ts")
     message = _fetch_reply(client, channel, str(thread_ts), str(ts)) if ts and thread_ts else None
     decide(sleuth, client, channel=channel, user=user, thread_id=str(where.get("thread") or ""),
-           mitigation_id=str(where.get("m") or ""), approved=False, message=message, reason=reason.strip())
+           mitigation_id=str(where.get("m") or ""), approved=False, message=message, reason=reason.strip(),
+           progress=progress)
 
 
 def _fetch_reply(client: WebClient, channel: str, thread_ts: str, ts: str) -> dict[str, Any] | None:
@@ -114,9 +117,13 @@ def _fetch_reply(client: WebClient, channel: str, thread_ts: str, ts: str) -> di
 
 
 def decide(sleuth: Sleuth, client: WebClient, *, channel: str, user: str, thread_id: str, mitigation_id: str,
-           approved: bool, message: dict[str, Any] | None = None, reason: str = "") -> None:
+           approved: bool, message: dict[str, Any] | None = None, reason: str = "",
+           progress: Progress | None = None) -> None:
     """Approve or reject a proposed mitigation, as ``slack.roles.decide`` allows (a rejection with
-    the reason its form asked for)."""
+    the reason its form asked for). A click is claimed work: ``progress`` records that the decision
+    was taken and announced, so a replay after an outage or a crash announces it once, never
+    deciding twice nor telling the person their own click was "already decided"."""
+    p = progress or Progress()
     store = sleuth.store
     thread = store.thread(thread_id)
     incident = store.get(thread.incident_id) if thread and thread.incident_id is not None else None
@@ -125,19 +132,22 @@ def decide(sleuth: Sleuth, client: WebClient, *, channel: str, user: str, thread
         ephemeral(client, channel=channel, user=user, text="This diagnosis belongs to no incident Sleuth knows; "
                   f"run `{sleuth.command}` again.", thread_ts=thread_ts)
         return
-    refused = authorize(sleuth, client, incident, user, "decide")
-    if refused:
-        ephemeral(client, channel=channel, user=user, thread_ts=thread_ts, text=refused)
-        return
-    turn = sleuth.agent.decide(thread_id, mitigation_id, approved, by=user, reason=reason)
-    if turn.kind == "error":
-        said = re.sub(r"\b([UW][A-Z0-9]{5,})\b", r"<@\1>", escape(B.error_text(turn.text)))
-        ephemeral(client, channel=channel, user=user, text=said, thread_ts=thread_ts)
-        done = next((d for d in turn.decisions or [] if d.get("id") == mitigation_id), None)
-        if done and message:
-            _update_decided(client, channel, message, mitigation_id, done)
-        return
-    decision: dict[str, Any] = next((d for d in reversed(turn.decisions) if d.get("id") == mitigation_id), {})
+    decision: dict[str, Any] | None = p.get("decision")
+    if decision is None:
+        refused = authorize(sleuth, client, incident, user, "decide")
+        if refused:
+            ephemeral(client, channel=channel, user=user, thread_ts=thread_ts, text=refused)
+            return
+        turn = sleuth.agent.decide(thread_id, mitigation_id, approved, by=user, reason=reason)
+        if turn.kind == "error":
+            said = re.sub(r"\b([UW][A-Z0-9]{5,})\b", r"<@\1>", escape(B.error_text(turn.text)))
+            ephemeral(client, channel=channel, user=user, text=said, thread_ts=thread_ts)
+            done = next((d for d in turn.decisions or [] if d.get("id") == mitigation_id), None)
+            if done and message:
+                _update_decided(client, channel, message, mitigation_id, done)
+            return
+        decision = next((d for d in reversed(turn.decisions) if d.get("id") == mitigation_id), {})
+        p.set(decision=decision)  # taken: a replay announces it, and decides nothing again
     what = f"{str(decision.get('action', '')).replace('_', ' ')} → {decision.get('target', '')}"
     service.record_decision(store=store, incident_id=incident.id, thread_id=thread_id, mitigation_id=mitigation_id,
                             decision=decision, by=user)
@@ -152,8 +162,12 @@ def decide(sleuth: Sleuth, client: WebClient, *, channel: str, user: str, thread
         text = f":no_entry_sign: <@{user}> rejected *{escape(mitigation_id)}*: {escape(what)}."
         if decision.get("reason"):
             text += f"\nReason: {clip(escape(decision['reason']), 1000)}"
-    client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=clip(text, MAX_FALLBACK),
-                            blocks=sections(text))
+    if thread_ts:
+        post_once(client, p, "announced", channel=channel, thread_ts=thread_ts, after=None,
+                  text=clip(text, MAX_FALLBACK), blocks=sections(text), prefix=text[:60])
+    else:
+        client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=clip(text, MAX_FALLBACK),
+                                blocks=sections(text))
     refresh_timeline(sleuth, client, incident.id)
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import logging
 import time
 import uuid
@@ -12,6 +14,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.alerts import ALERT_EVENT
 from bot.incidents.database import StoreError
+from bot.slack.blocks import APPROVE, REJECT_MODAL
 from bot.slack.errors import retry_after, slack_error, undelivered as not_delivered, why as why_failed
 from bot.slack.sleuth import InFlight, Sleuth, ephemeral
 
@@ -24,12 +27,23 @@ REPLAYED = "sleuth_replayed"  # set in the context of work replayed after its pr
 
 def work_key(body: dict[str, Any]) -> str | None:
     """The durable identity of a request whose lazy work must happen exactly once: an event Sleuth
-    handles (by ``event_id``) or a slash command (by ``trigger_id``). None for everything else."""
+    handles (by ``event_id``), a slash command (by ``trigger_id``), or a decision (an Approve
+    click by its ``trigger_id``, a Reject form by its view). None for everything else."""
     if body.get("type") == "event_callback" and body.get("event_id") and \
             (body.get("event") or {}).get("type") in HANDLED_EVENTS:
         return f"event:{body['event_id']}"
     if body.get("command") and body.get("trigger_id"):
         return f"command:{body['trigger_id']}"
+    # Decisions: an Approve click, and the Reject form's submission (the Reject click itself only
+    # opens the form, which its trigger allows for 3 s: nothing to replay).
+    if body.get("type") == "block_actions" and body.get("trigger_id") and \
+            any(a.get("action_id") == APPROVE for a in body.get("actions") or []):
+        return f"action:{body['trigger_id']}"
+    view = body.get("view") or {}
+    if body.get("type") == "view_submission" and view.get("callback_id") == REJECT_MODAL and view.get("id"):
+        # One form is submitted again after a refusal (a blank reason): what it held tells them apart.
+        held = hashlib.sha256(json.dumps((view.get("state") or {}).get("values") or {}, sort_keys=True).encode())
+        return f"view:{view['id']}:{held.hexdigest()[:16]}"
     return None
 
 

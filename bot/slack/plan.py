@@ -7,6 +7,7 @@ import threading
 from typing import Any, Callable
 
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
 from bot.incidents.text import percent
 from bot.slack import blocks as B
@@ -162,3 +163,37 @@ def outcome_of(turn: Any) -> str:
                f"{escape(top.get('component'))}* ({percent(top.get('confidence'))})" if top
                else "no hypothesis stands out")
     return f":white_check_mark: Done: {summary}; the diagnosis is in the thread."
+
+
+def post_once(client: WebClient, p: Progress, name: str, *, channel: str, thread_ts: str, after: str | None,
+               text: str, blocks: list[dict], prefix: str) -> str:
+    """Post a message into the thread once per piece of work: its ts is recorded in ``p`` as soon
+    as Slack answers. A run that died while Slack had the post in hand (recorded as ``posting``)
+    first looks for it in the thread (a bot message starting with ``prefix``, after ``after``)."""
+    done = p.get(name)
+    if done and done != "posting":
+        return str(done)
+    if done == "posting":
+        found = find_posted(client, channel=channel, thread_ts=thread_ts, after=after, prefix=prefix)
+        if found:
+            p.set(**{name: found})
+            return found
+    p.set(**{name: "posting"})
+    ts = client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=text, blocks=blocks)["ts"]
+    p.set(**{name: ts})
+    return ts
+
+
+def find_posted(client: WebClient, *, channel: str, thread_ts: str, after: str | None, prefix: str) -> str | None:
+    try:
+        found = client.conversations_replies(channel=channel, ts=thread_ts, oldest=after or thread_ts, limit=100)
+    except SlackApiError as exc:
+        if undelivered(exc):
+            raise
+        log.warning("could not read the thread to look for an earlier post: %s", why(exc))
+        return None
+    for message in found.get("messages") or []:
+        if (message.get("bot_id") or message.get("app_id")) and message.get("ts") != thread_ts and \
+                str(message.get("text") or "").startswith(prefix):
+            return str(message["ts"])
+    return None
