@@ -307,6 +307,43 @@ def test_decisions_made_during_a_slack_outage_are_announced_once_it_answers(tmp_
             h.close()
 
 
+def test_start_sev_and_resolve_during_a_slack_outage_each_say_so_once_it_answers(tmp_path):
+    """An incident opened, its severity raised and resolved while Slack's Web API is down: each
+    change is made once, and once Slack answers each is said once (the opening, the severity, the
+    summary), with nobody told their own incident "already exists"."""
+    with SlackWebStandIn() as web:
+        h, keeper = _harness(tmp_path, web, delivery_deadline_s=60)
+        try:
+            web.always(Fault.error(503))
+            assert h.command("start Payments are failing", channel="C1", user=ALICE).status == 200
+            incident = lambda: h.store.latest_incident(team="T0SLEUTH", channel="C1")  # noqa: E731
+            web.wait_for(lambda: incident() is not None, timeout=30, what="the incident opened in the outage")
+            assert h.command("sev 1", channel="C1", user=ALICE).status == 200
+            web.wait_for(lambda: incident().severity == 1, timeout=30, what="the severity set in the outage")
+            assert h.command("resolve fixed by rolling back", channel="C1", user=ALICE).status == 200
+            web.wait_for(lambda: incident().status == "resolved", timeout=30, what="the incident resolved in the outage")
+            time.sleep(1.5)  # retries fail meanwhile
+            web.always(None)
+            said = lambda: [m.text for m in web.bot_messages("C1")]  # noqa: E731
+            web.wait_for(lambda: any("opened *Payments are failing*" in s for s in said())
+                         and any("set the severity to *SEV1*" in s for s in said())
+                         and h.store.get(incident().id).summary_ts,
+                         timeout=60, what=f"the opening, the severity and the summary after the outage: {said()}")
+            time.sleep(1.5)  # a second announcement would come within the sweeps
+            texts = said()
+            assert sum("opened *Payments are failing*" in s for s in texts) == 1, texts
+            assert sum("set the severity to *SEV1*" in s for s in texts) == 1, texts
+            assert h.store.get(incident().id).summary_ts, "the summary was posted and recorded"
+            assert not web.ephemerals_for(ALICE, "C1"), "nobody is told their own incident already exists"
+            entries = [e.kind for e in h.store.timeline(incident().id)]
+            assert entries.count("severity") == 1, entries
+            rows = work_rows(tmp_path / "state.db")
+            assert len(rows) == 3 and all(r["tries"] >= 1 for r in rows.values()), rows
+        finally:
+            keeper.stop()
+            h.close()
+
+
 def test_429_for_longer_than_the_client_retries_still_delivers(tmp_path):
     with SlackWebStandIn() as web:
         h, keeper = _harness(tmp_path, web, delivery_deadline_s=60)

@@ -132,11 +132,14 @@ def build_app(sleuth: Sleuth, *, client: WebClient, signing_secret: str | None =
             diagnose(sleuth, client, team=team, channel=channel, user=user, command=command, reply_to=reply_to,
                            progress=progress_of(work))
         elif command.name == "start":
-            flows.start(sleuth, client, team=team, channel=channel, user=user, command=command)
+            flows.start(sleuth, client, team=team, channel=channel, user=user, command=command,
+                        progress=progress_of(work))
         elif command.name in ("sev", "commander", "status"):
-            flows.change(sleuth, client, team=team, channel=channel, user=user, command=command)
+            flows.change(sleuth, client, team=team, channel=channel, user=user, command=command,
+                         progress=progress_of(work))
         elif command.name == "resolve":
-            flows.resolve(sleuth, client, team=team, channel=channel, user=user, note=command.text)
+            flows.resolve(sleuth, client, team=team, channel=channel, user=user, note=command.text,
+                          progress=progress_of(work))
         elif command.name == "rollup" and command.post:
             shown = flows.rollup(sleuth, team=team, channel=channel, everything=command.all)
             if shown:
@@ -167,9 +170,12 @@ def build_app(sleuth: Sleuth, *, client: WebClient, signing_secret: str | None =
             command = parse_text(body.get("text", ""))
         except UsageError:
             return  # the ack said so
-        if quick_answer(command, team=team, channel=channel) is not None:
+        key = work_key(body)
+        # What the ack could say by itself was said by the ack. A replay of work that already made
+        # progress goes on, whatever the channel's state now (its incident resolved meanwhile).
+        if not progress_of(key).note and quick_answer(command, team=team, channel=channel) is not None:
             return
-        run_command(client, command, team=team, channel=channel, user=user, work=work_key(body))
+        run_command(client, command, team=team, channel=channel, user=user, work=key)
 
     app.command(name)(ack=command_ack, lazy=[command_work])
 

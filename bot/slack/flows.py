@@ -21,38 +21,62 @@ from bot.slack import blocks as B
 from bot.slack.commands import Command
 from bot.slack.decisions import authorize
 from bot.slack.mrkdwn import MAX_FALLBACK, clip, escape, sections, user as mention
+from bot.slack.plan import Progress
 from bot.slack.sleuth import Sleuth, ephemeral
 from bot.slack.timeline import refresh_timeline
 
 log = logging.getLogger("sleuth.slack")
 
 
-def _announce(client: WebClient, channel: str, text: str) -> None:
-    client.chat_postMessage(channel=channel, text=clip(text, MAX_FALLBACK), blocks=sections(text))
-
-
-def start(sleuth: Sleuth, client: WebClient, *, team: str, channel: str, user: str, command: Command) -> None:
-    incident, opened = sleuth.store.open_incident(team=team, channel=channel, title=command.text, opened_by=user,
-                                                  severity=command.severity)
-    if not opened:
-        ephemeral(client, channel=channel, user=user, text=f"This channel already has an active incident, "
-                  f"“{incident.title}”; resolve it first with `{sleuth.command} resolve`.")
+def _announce(client: WebClient, channel: str, text: str, p: Progress | None = None) -> None:
+    """Say ``text`` in the channel, once per piece of work: a replay (after an outage) that finds it
+    said already says nothing."""
+    p = p or Progress()
+    if p.get("announced"):
         return
+    client.chat_postMessage(channel=channel, text=clip(text, MAX_FALLBACK), blocks=sections(text))
+    p.set(announced=True)
+
+
+def start(sleuth: Sleuth, client: WebClient, *, team: str, channel: str, user: str, command: Command,
+          progress: Progress | None = None) -> None:
+    """Open the channel's incident. A replay of this very command (``progress`` knows the incident it
+    opened) goes on announcing it instead of refusing its own incident."""
+    p = progress or Progress()
+    opened_here = sleuth.store.get(int(p.get("incident"))) if p.get("incident") is not None else None
+    if opened_here is not None:
+        incident = opened_here
+    else:
+        incident, opened = sleuth.store.open_incident(team=team, channel=channel, title=command.text,
+                                                      opened_by=user, severity=command.severity)
+        if not opened:
+            ephemeral(client, channel=channel, user=user, text=f"This channel already has an active incident, "
+                      f"“{incident.title}”; resolve it first with `{sleuth.command} resolve`.")
+            return
+        p.set(incident=incident.id)
     _announce(client, channel, f":rotating_light: <@{user}> opened *{escape(incident.title)}* "
-                               f"({incident.label}); commander <@{user}>. The timeline is pinned to this channel.")
+                               f"({incident.label}); commander <@{user}>. The timeline is pinned to this channel.", p)
     refresh_timeline(sleuth, client, incident.id)
 
 
-def change(sleuth: Sleuth, client: WebClient, *, team: str, channel: str, user: str, command: Command) -> None:
-    """``sev``, ``commander`` and ``status``: change the incident, say so, put it on the timeline."""
+def change(sleuth: Sleuth, client: WebClient, *, team: str, channel: str, user: str, command: Command,
+           progress: Progress | None = None) -> None:
+    """``sev``, ``commander`` and ``status``: change the incident, say so, put it on the timeline.
+    A replay of a change already made (``progress``) only says it."""
     store = sleuth.store
+    p = progress or Progress()
+    if p.get("said") is not None:
+        _announce(client, channel, str(p.get("said")), p)
+        if p.get("incident") is not None:
+            refresh_timeline(sleuth, client, int(p.get("incident")))
+        return
     incident = store.active_incident(team=team, channel=channel)
     if incident is None:
         ephemeral(client, channel=channel, user=user, text=f"There is no active incident in this channel; open one "
                   f"with `{sleuth.command} start &lt;title&gt;` or `{sleuth.command} &lt;what is wrong&gt;`.")
         return
     if command.name == "status" and command.status == "resolved":
-        resolve(sleuth, client, team=team, channel=channel, user=user, note="")
+        resolve(sleuth, client, team=team, channel=channel, user=user, note="", progress=p)
         return
     refused = authorize(sleuth, client, incident, user, {"sev": "severity"}.get(command.name, command.name))
     if refused:
@@ -77,7 +101,8 @@ def change(sleuth: Sleuth, client: WebClient, *, team: str, channel: str, user: 
         kind, said = "status", f":arrows_counterclockwise: <@{user}> set the status to *{command.status}* (was {incident.status})."
     if kind is not None:
         store.add_entry(incident.id, kind=kind, author=user, text=entry)
-    _announce(client, channel, said)
+    p.set(said=said, incident=incident.id)  # made: a replay only says it
+    _announce(client, channel, said, p)
     refresh_timeline(sleuth, client, incident.id)
 
 
@@ -107,9 +132,19 @@ def timeline(sleuth: Sleuth, *, team: str, channel: str) -> tuple[str, list[dict
     return B.timeline_message(incident, sleuth.store.timeline(incident.id))
 
 
-def resolve(sleuth: Sleuth, client: WebClient, *, team: str, channel: str, user: str, note: str) -> None:
-    """Resolve the channel's incident and post the summary with its Add to memory button."""
+def resolve(sleuth: Sleuth, client: WebClient, *, team: str, channel: str, user: str, note: str,
+            progress: Progress | None = None) -> None:
+    """Resolve the channel's incident and post the summary with its Add to memory button. A replay
+    of a resolve already made (``progress``: after an outage or a crash) posts the summary once."""
     store = sleuth.store
+    p = progress or Progress()
+    if p.get("resolved") is not None:
+        resolved_id = int(p.get("resolved"))
+        refresh_timeline(sleuth, client, resolved_id)
+        if not p.get("summary"):
+            post_summary(sleuth, client, incident_id=resolved_id)
+            p.set(summary=True)
+        return
     incident = store.active_incident(team=team, channel=channel)
     if incident is None:
         ephemeral(client, channel=channel, user=user, text="There is no active incident in this channel to resolve.")
@@ -133,8 +168,10 @@ def resolve(sleuth: Sleuth, client: WebClient, *, team: str, channel: str, user:
         ephemeral(client, channel=channel, user=user, text="This incident was resolved meanwhile; its summary is "
                   "in the channel.")
         return
+    p.set(resolved=incident.id)  # resolved: a replay posts the summary, and resolves nothing again
     refresh_timeline(sleuth, client, incident.id)
     post_summary(sleuth, client, incident_id=incident.id)
+    p.set(summary=True)
 
 
 def post_summary(sleuth: Sleuth, client: WebClient, *, incident_id: int) -> None:
