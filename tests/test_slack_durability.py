@@ -142,6 +142,57 @@ def test_kill_9_while_slack_holds_the_diagnosis_post_then_a_fresh_process_posts_
 
 
 
+def test_kill_9_mid_alert_diagnosis_then_a_fresh_process_diagnoses_it_once(tmp_path):
+    """An Alertmanager alert is claimed before its 202; the process dies (SIGKILL) while Slack holds
+    the alert's diagnosis post. The next process takes the alert over, finds the post and finishes:
+    the alert posted once, diagnosed once in its thread, the incident opened once."""
+    import httpx
+
+    from tests.test_alerts import FIRING
+
+    (tmp_path / "sleuth.yml").write_text("slack:\n  takeover_after_s: 5\n"
+                                         "alerts:\n  token: tok\n  channel: C0ALERTS\n")
+    with SlackWebStandIn() as web:
+        port = free_port()
+        first = _serve(tmp_path, web, port, "first.log")
+        second = None
+        try:
+            web.stall("chat.update", 2.0)  # the plan's first edit: the investigation waits for it at its end
+            answer = httpx.post(f"http://127.0.0.1:{port}/alerts/alertmanager", json=FIRING,
+                                headers={"Authorization": "Bearer tok"}, timeout=10)
+            assert answer.status_code == 202, answer.text
+            plan = plan_in(web, "C0ALERTS")
+            web.wait_for(lambda: web.calls_to("chat.update"), what="the plan's first edit")
+            posts = len(web.calls_to("chat.postMessage"))
+            web.stall("chat.postMessage", 3.0)  # the next post is the diagnosis: Slack holds it, then posts it
+            web.wait_for(lambda: len(web.calls_to("chat.postMessage")) > posts, timeout=60,
+                         what="the alert's diagnosis post, in flight")
+            first.kill()
+            first.wait(timeout=10)
+            web.wait_for(lambda: diagnoses(web, "C0ALERTS"), timeout=10, what="Slack carrying out the post it held")
+
+            second = _serve(tmp_path, web, port, "second.log")
+            web.wait_for(lambda: {r["state"] for r in work_rows(tmp_path / ".sleuth" / "state.db").values()}
+                         == {"done"}, timeout=60, what="the alert's work done by the process that resumed it")
+            time.sleep(1.0)
+            assert len(diagnoses(web, "C0ALERTS")) == 1, "exactly one diagnosis after the crash"
+            alerts = [m for m in web.bot_messages("C0ALERTS") if not m.thread_ts and m.text.startswith("Alert firing")]
+            assert len(alerts) == 1, "the alert posted once"
+            assert diagnoses(web, "C0ALERTS")[0].thread_ts == alerts[0].ts == (plan.thread_ts or plan.ts)
+            conn = sqlite3.connect(str(tmp_path / ".sleuth" / "state.db"))
+            try:
+                opened = conn.execute("SELECT COUNT(*) FROM sleuth_incidents WHERE channel = 'C0ALERTS'").fetchone()[0]
+            finally:
+                conn.close()
+            assert opened == 1
+            assert not PYTHON_ERRORS.search(said_to_slack(web))
+        finally:
+            _kill(first)
+            _kill(second)
+        log = (tmp_path / "second.log").read_text()
+        assert "replaying event:" in log and "resuming event:" in log, log[-3000:]
+
+
 def test_sigterm_mid_diagnosis_finishes_within_the_grace_or_hands_the_work_back(tmp_path):
     """SIGTERM while /diagnose runs: with the grace period, the work finishes and the process
     exits; the next process has nothing to do. With a grace too short (Slack hangs on the chart
