@@ -59,6 +59,19 @@ def _kill(process: subprocess.Popen | None) -> None:
         process.wait(timeout=10)
 
 
+def _kill_while_slack_holds_the_diagnosis(web: SlackWebStandIn, process: subprocess.Popen, channel: str) -> None:
+    """Once the plan's first edit went out, Slack holds the next post (the diagnosis); the process
+    dies (SIGKILL) while Slack has it, and Slack then carries it out."""
+    web.wait_for(lambda: web.calls_to("chat.update"), what="the plan's first edit")
+    posts = len(web.calls_to("chat.postMessage"))  # the plan and the pinned timeline (and an alert)
+    web.stall("chat.postMessage", 3.0)
+    web.wait_for(lambda: len(web.calls_to("chat.postMessage")) > posts, timeout=60,
+                 what="the diagnosis post, in flight")
+    process.kill()
+    process.wait(timeout=10)
+    web.wait_for(lambda: diagnoses(web, channel), timeout=10, what="Slack carrying out the post it held")
+
+
 def diagnoses(web: SlackWebStandIn, channel: str) -> list[Message]:
     return [m for m in web.bot_messages(channel) if m.thread_ts and m.text.startswith("Diagnosis")]
 
@@ -111,14 +124,7 @@ def test_kill_9_while_slack_holds_the_diagnosis_post_then_a_fresh_process_posts_
             web.stall("chat.update", 2.0)  # the plan's first progress edit: the investigation waits for it at its end
             one = _command(sender, "checkout is returning 500s", "C1")
             plan = plan_in(web, "C1")
-            web.wait_for(lambda: web.calls_to("chat.update"), what="the plan's first edit")
-            posts = len(web.calls_to("chat.postMessage"))  # the plan and the pinned timeline
-            web.stall("chat.postMessage", 3.0)  # the next post is the diagnosis: Slack holds it, then posts it
-            web.wait_for(lambda: len(web.calls_to("chat.postMessage")) > posts, timeout=60,
-                         what="the diagnosis post, in flight")
-            first.kill()
-            first.wait(timeout=10)
-            web.wait_for(lambda: diagnoses(web, "C1"), timeout=10, what="Slack carrying out the post it held")
+            _kill_while_slack_holds_the_diagnosis(web, first, "C1")
 
             second = _serve(tmp_path, web, port, "second.log")
             web.wait_for(lambda: web.calls_to("files.completeUploadExternal"), timeout=60,
@@ -162,14 +168,7 @@ def test_kill_9_mid_alert_diagnosis_then_a_fresh_process_diagnoses_it_once(tmp_p
                                 headers={"Authorization": "Bearer tok"}, timeout=10)
             assert answer.status_code == 202, answer.text
             plan = plan_in(web, "C0ALERTS")
-            web.wait_for(lambda: web.calls_to("chat.update"), what="the plan's first edit")
-            posts = len(web.calls_to("chat.postMessage"))
-            web.stall("chat.postMessage", 3.0)  # the next post is the diagnosis: Slack holds it, then posts it
-            web.wait_for(lambda: len(web.calls_to("chat.postMessage")) > posts, timeout=60,
-                         what="the alert's diagnosis post, in flight")
-            first.kill()
-            first.wait(timeout=10)
-            web.wait_for(lambda: diagnoses(web, "C0ALERTS"), timeout=10, what="Slack carrying out the post it held")
+            _kill_while_slack_holds_the_diagnosis(web, first, "C0ALERTS")
 
             second = _serve(tmp_path, web, port, "second.log")
             web.wait_for(lambda: {r["state"] for r in work_rows(tmp_path / ".sleuth" / "state.db").values()}

@@ -126,20 +126,18 @@ def build_app(sleuth: Sleuth, *, client: WebClient, signing_secret: str | None =
         return None
 
     def run_command(client: WebClient, command: Command, *, team: str, channel: str, user: str,
-                    reply_to: str | None = None, work: str | None = None) -> None:
+                    progress: Progress, reply_to: str | None = None) -> None:
+        # What it did goes with the claimed work (``progress``), step by step: a replay resumes it.
         if command.name == "diagnose":
-            # What it did goes with the claimed work, step by step: a replay resumes it.
             diagnose(sleuth, client, team=team, channel=channel, user=user, command=command, reply_to=reply_to,
-                           progress=progress_of(work))
+                     progress=progress)
         elif command.name == "start":
-            flows.start(sleuth, client, team=team, channel=channel, user=user, command=command,
-                        progress=progress_of(work))
+            flows.start(sleuth, client, team=team, channel=channel, user=user, command=command, progress=progress)
         elif command.name in ("sev", "commander", "status"):
-            flows.change(sleuth, client, team=team, channel=channel, user=user, command=command,
-                         progress=progress_of(work))
+            flows.change(sleuth, client, team=team, channel=channel, user=user, command=command, progress=progress)
         elif command.name == "resolve":
             flows.resolve(sleuth, client, team=team, channel=channel, user=user, note=command.text,
-                          progress=progress_of(work))
+                          progress=progress)
         elif command.name == "rollup" and command.post:
             shown = flows.rollup(sleuth, team=team, channel=channel, everything=command.all)
             if shown:
@@ -170,12 +168,12 @@ def build_app(sleuth: Sleuth, *, client: WebClient, signing_secret: str | None =
             command = parse_text(body.get("text", ""))
         except UsageError:
             return  # the ack said so
-        key = work_key(body)
+        progress = progress_of(work_key(body))
         # What the ack could say by itself was said by the ack. A replay of work that already made
         # progress goes on, whatever the channel's state now (its incident resolved meanwhile).
-        if not progress_of(key).note and quick_answer(command, team=team, channel=channel) is not None:
+        if not progress.note and quick_answer(command, team=team, channel=channel) is not None:
             return
-        run_command(client, command, team=team, channel=channel, user=user, work=key)
+        run_command(client, command, team=team, channel=channel, user=user, progress=progress)
 
     app.command(name)(ack=command_ack, lazy=[command_work])
 
@@ -208,7 +206,7 @@ def build_app(sleuth: Sleuth, *, client: WebClient, signing_secret: str | None =
             ephemeral(client, channel=channel, user=user, text=answer[0], blocks=answer[1], thread_ts=thread_ts)
         else:
             run_command(client, command, team=team, channel=channel, user=user, reply_to=reply_to,
-                        work=work_key(body))
+                        progress=progress_of(work_key(body)))
 
     app.event("app_mention")(ack=ack_only, lazy=[mention_work])
 

@@ -127,11 +127,11 @@ def decide(sleuth: Sleuth, client: WebClient, *, channel: str, user: str, thread
     store = sleuth.store
     thread = store.thread(thread_id)
     incident = store.get(thread.incident_id) if thread and thread.incident_id is not None else None
-    thread_ts = thread.thread_ts if thread else None
-    if incident is None:
+    if thread is None or incident is None:
         ephemeral(client, channel=channel, user=user, text="This diagnosis belongs to no incident Sleuth knows; "
-                  f"run `{sleuth.command}` again.", thread_ts=thread_ts)
+                  f"run `{sleuth.command}` again.", thread_ts=thread.thread_ts if thread else None)
         return
+    thread_ts = thread.thread_ts
     decision: dict[str, Any] | None = p.get("decision")
     if decision is None:
         refused = authorize(sleuth, client, incident, user, "decide")
@@ -162,12 +162,8 @@ def decide(sleuth: Sleuth, client: WebClient, *, channel: str, user: str, thread
         text = f":no_entry_sign: <@{user}> rejected *{escape(mitigation_id)}*: {escape(what)}."
         if decision.get("reason"):
             text += f"\nReason: {clip(escape(decision['reason']), 1000)}"
-    if thread_ts:
-        post_once(client, p, "announced", channel=channel, thread_ts=thread_ts, after=None,
-                  text=clip(text, MAX_FALLBACK), blocks=sections(text), prefix=text[:60])
-    else:
-        client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=clip(text, MAX_FALLBACK),
-                                blocks=sections(text))
+    post_once(client, p, "announced", channel=channel, thread_ts=thread_ts, after=None,
+              text=clip(text, MAX_FALLBACK), blocks=sections(text), prefix=text[:60])
     refresh_timeline(sleuth, client, incident.id)
 
 

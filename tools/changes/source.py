@@ -36,16 +36,13 @@ async def gather(request: GatherRequest, found: Gathered) -> SourceReport:
     if config.github:
         feeds += [f"GitHub deployments of {r.repo}" for r in config.github.repos]
     fields = {"changes": changes, "change_queries": [f"changes {iso(start)}..{iso(end)} from {', '.join(feeds)}"]}
+    found.keep(fields)
     if failures and not changes:
-        found.keep(fields)
         return SourceReport("error", "; ".join(failures), queries=len(feeds))
     if failures:
-        found.keep(fields)
         return SourceReport("ok", f"{len(changes)} changes; but " + "; ".join(failures), queries=len(feeds))
     if not changes:
-        found.keep(fields)
         return SourceReport("no_data", "no changes recorded in the window", queries=len(feeds))
-    found.keep(fields)
     return SourceReport("ok", f"{len(changes)} changes", queries=len(feeds))
 
 

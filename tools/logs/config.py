@@ -37,5 +37,5 @@ def open_backends(config: LogsConfig, *, max_components: int = 40) -> list[LogBa
 
 def describe(config: LogsConfig) -> str:
     """The log source in a few words, for a failure sentence."""
-    kinds = (["files"] if config.files else []) + ([f"Loki at {config.loki.url}"] if config.loki else [])
+    kinds = [backend.describe() for backend in open_backends(config)]
     return f"logs ({', '.join(kinds)})" if kinds else "logs"

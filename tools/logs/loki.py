@@ -116,7 +116,14 @@ class LokiBackend:
     def __init__(self, config: LokiConfig, max_components: int) -> None:
         self.config = config
         self.max_components = max_components
-        self.client = LokiClient(config)
+        self.opened: LokiClient | None = None
+
+    @property
+    def client(self) -> LokiClient:
+        """The HTTP client, opened on first use (describing a backend opens nothing)."""
+        if self.opened is None:
+            self.opened = LokiClient(self.config)
+        return self.opened
 
     def describe(self) -> str:
         return f"Loki at {self.config.url}"
@@ -152,7 +159,8 @@ class LokiBackend:
         return await self.client.query_range(query, start, end), query
 
     async def aclose(self) -> None:
-        await self.client.aclose()
+        if self.opened is not None:
+            await self.opened.aclose()
 
 
 def _redacted(records: Iterable[LogRecord], redact: Callable[[str], str]) -> Iterator[LogRecord]:

@@ -44,11 +44,10 @@ async def gather(request: GatherRequest, found: Gathered) -> SourceReport:
         f" in {memory_config.where()}"
     fields = {"similar": [r.to_dict() for r in similar], "similar_query": query}
     extras = {"similar_results": similar}
+    found.keep(fields, **extras)
     if not similar:
-        found.keep(fields, **extras)
         return SourceReport("no_data", f"{memory_config.where()} holds no past incidents; "
                                                 "add some with sleuth index add", queries=1)
-    found.keep(fields, **extras)
     return SourceReport("ok", f"{len(similar)} similar past incidents", queries=1)
 
 

@@ -44,6 +44,7 @@ async def gather(request: GatherRequest, found: Gathered) -> SourceReport:
     fields = {"series": series, "signal_names": dict(scanned.signal_names), "links": dict(scanned.links),
               "hosts": scanned.hosts}
     extras = {"known": list(scanned.known), "timing": scanned.timing}
+    found.keep(fields, **extras)
     count = sum(len(v) for v in series.values())
     notes = "".join(f"; {note}" for note in scanned.notes)
     if not count:
@@ -51,12 +52,10 @@ async def gather(request: GatherRequest, found: Gathered) -> SourceReport:
             notes += f"; the metrics files hold samples from {iso(span[0])} to {iso(span[1])}, outside it"
         elif span is None and hasattr(backend, "span"):
             notes += "; the metrics files hold no timestamped samples"
-        found.keep(fields, **extras)
         return SourceReport("no_data", f"no series for {request.service or 'any service'} in the window{notes}",
-                                     queries=scanned.queries)
-    found.keep(fields, **extras)
+                            queries=scanned.queries)
     return SourceReport("ok", f"{count} series from {len(series)} components via {backend.name}{notes}",
-                                 queries=scanned.queries)
+                        queries=scanned.queries)
 
 
 def distinct(series_list: list[Series]) -> list[Series]:
